@@ -1,0 +1,1 @@
+# The repository root on sys.path lets the tests import demo_project.

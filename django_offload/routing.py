@@ -1,0 +1,5 @@
+"""
+WebSocket routes of django_offload, for the project's ``URLRouter``.
+"""
+
+websocket_urlpatterns: list = []
