@@ -263,9 +263,7 @@ class TextModel:
         stops = StopStringFilter(params.stop)
         clock = _Clock(started)
 
-        logits, cache = self._decoder.run(
-            prompt_ids, self._decoder.empty_cache(), past_length=0
-        )
+        logits, cache = self._decoder.prefill(prompt_ids)
         prefill_s = clock.elapsed()
         length = len(prompt_ids)
         limit = min(params.max_new_tokens, self.context_length - length)
@@ -274,7 +272,7 @@ class TextModel:
         first_token_at = 0.0
 
         while True:
-            token = select(logits[-1])
+            token = select(logits)
             generated.append(token)
             if len(generated) == 1:
                 first_token_at = clock.elapsed()
@@ -289,7 +287,8 @@ class TextModel:
                 break
             if len(generated) >= limit:
                 break
-            logits, cache = self._decoder.run([token], cache, length)
+            step_logits, cache = self._decoder.run([token], cache, length)
+            logits = step_logits[-1]
             length += 1
         last_token_at = clock.elapsed()
 
