@@ -87,6 +87,12 @@ class EmbeddingModel:
         started = time.perf_counter()
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
+        pooling = manifest["config"].get("pooling", "mean")
+        if pooling != "mean":
+            raise ModelLoadError(
+                f"Model {manifest.get('id')!r} declares pooling {pooling!r}; the "
+                f"engine supports only 'mean'."
+            )
         path = variant_file(model_dir, manifest, variant)
         tokenizer = load_tokenizer(model_dir)
         max_length = _max_length(model_dir, manifest)

@@ -1,6 +1,10 @@
 import numpy as np
 import pytest
 
+from django_offload.engine import EmbeddingModel, get_embedding_model, registry
+
+from .conftest import EMBEDDING_MODEL, store_model_dir
+
 pytestmark = pytest.mark.models
 
 SENTENCES = [
@@ -50,3 +54,22 @@ def test_embedding_invalid_input_rejected(embedding_model, texts, fragment):
     with pytest.raises(ValueError) as caught:
         embedding_model.embed(texts)
     assert fragment in str(caught.value)
+
+
+def test_embedding_int8_close_to_fp32(embedding_model):
+    int8 = EmbeddingModel.load(store_model_dir(EMBEDDING_MODEL, "int8"), "int8")
+    reference = embedding_model.embed(SENTENCES)
+    quantised = int8.embed(SENTENCES)
+    cosines = np.sum(reference * quantised, axis=1)
+    assert cosines.min() > 0.98
+    cat, rug, revenue = quantised
+    assert float(cat @ rug) > float(cat @ revenue)
+
+
+def test_embedding_model_from_registry():
+    store_model_dir(EMBEDDING_MODEL)
+    registry.clear()
+    model = get_embedding_model(EMBEDDING_MODEL)
+    assert model is get_embedding_model(EMBEDDING_MODEL)
+    assert model.embed(SENTENCES[:1]).shape == (1, 384)
+    registry.clear()
