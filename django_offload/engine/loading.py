@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+from ..conf import offload_settings
 
 logger = logging.getLogger(__name__)
 
@@ -196,14 +200,8 @@ def resolve_threads(threads: int) -> int:
         )
     if threads:
         return threads
-    from django.conf import settings
-
     if not settings.configured:
         return 0
-    from django.core.exceptions import ImproperlyConfigured
-
-    from ..conf import offload_settings
-
     configured = offload_settings.ENGINE_THREADS
     if (
         isinstance(configured, bool)
