@@ -269,13 +269,14 @@ class TextModel:
         limit = min(params.max_new_tokens, self.context_length - length)
         generated: list[int] = []
         finish_reason = "length"
-        first_token_at = 0.0
+        first_token_at = last_token_at = 0.0
 
         while True:
             token = select(logits)
             generated.append(token)
+            last_token_at = clock.elapsed()
             if len(generated) == 1:
-                first_token_at = clock.elapsed()
+                first_token_at = last_token_at
             if token in self.eos_token_ids:
                 finish_reason = "stop"
                 break
@@ -290,7 +291,6 @@ class TextModel:
             step_logits, cache = self._decoder.run([token], cache, length)
             logits = step_logits[-1]
             length += 1
-        last_token_at = clock.elapsed()
 
         if not stops.stopped:
             tail = stops.push(text.flush())
