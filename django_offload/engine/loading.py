@@ -49,7 +49,9 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise ModelLoadError(f"{str(path)!r} is missing.") from error
+        raise ModelLoadError(
+            f"{str(path)!r} is missing; rebuild the model folder."
+        ) from error
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"Could not read {str(path)!r}: {error}") from error
     if not isinstance(data, dict):
@@ -181,7 +183,8 @@ def variant_file(model_dir: Path, manifest: dict[str, Any], variant: str) -> Pat
         )
     if not path.is_file():
         raise ModelLoadError(
-            f"The ONNX file of variant {variant!r} is missing: {str(path)!r}."
+            f"The ONNX file of variant {variant!r} is missing: {str(path)!r}; "
+            f"rebuild the model folder or choose another variant."
         )
     return path
 

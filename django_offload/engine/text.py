@@ -39,7 +39,7 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     """
     path = Path(model_dir) / "tokenizer.json"
     if not path.is_file():
-        raise ModelLoadError(f"{str(path)!r} is missing.")
+        raise ModelLoadError(f"{str(path)!r} is missing; rebuild the model folder.")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:
