@@ -197,9 +197,16 @@ class TextModel:
                 or not isinstance(value, int)
                 or not 0 <= value < self.vocab_size
             ):
+                # Only numbers are shown: a string or a message here would
+                # be user text, which must not reach a logged error.
+                shown = (
+                    repr(value)
+                    if isinstance(value, int | float)
+                    else type(value).__name__
+                )
                 raise ValueError(
                     f"{name}[{index}] must be a token id from 0 to "
-                    f"{self.vocab_size - 1}, got {value!r}."
+                    f"{self.vocab_size - 1}, got {shown}."
                 )
             checked.append(value)
         return checked

@@ -257,3 +257,11 @@ def test_generation_logs_no_text(tiny_model, caplog):
     assert result.text == "mu nu xi omicron"
     assert "kappa lambda" not in logged
     assert result.text not in logged
+
+
+def test_invalid_prompt_error_hides_text(tiny_model):
+    prompt = [4, {"role": "user", "content": "secret canary"}]
+    with pytest.raises(ValueError) as caught:
+        tiny_model.generate(prompt, GenerationParams())
+    assert "prompt[1]" in str(caught.value)
+    assert "secret canary" not in str(caught.value)
