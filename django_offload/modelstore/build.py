@@ -10,6 +10,7 @@ builder version and lists every variant the builder makes. The build cache
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -31,6 +32,14 @@ BUILDER_VERSION = 1
 CACHE_DIR = ".cache"
 
 Log = Callable[[str], None]
+
+# Variant name -> (file, dtype, backends). fp32 is the reference.
+SMOLLM2_LAYOUT = {
+    "fp32": ("onnx/model.onnx", "fp32", ["native", "wasm", "webgpu"]),
+    "q4": ("onnx/model_q4.onnx", "q4", ["native", "webgpu"]),
+    "q4f": ("onnx/model_q4f.onnx", "q4f", ["native", "wasm"]),
+}
+SMOLLM2_VARIANTS = tuple(SMOLLM2_LAYOUT)
 
 
 def cache_root(store: Path) -> Path:
@@ -143,14 +152,14 @@ def build_smollm2(
     store: Path,
     *,
     force: bool = False,
-    variants: tuple[str, ...] = ("fp32",),
+    variants: tuple[str, ...] = SMOLLM2_VARIANTS,
     log: Log = print,
 ) -> bool:
     """
     Build SmolLM2-135M-Instruct into ``store``; return False when it was
     already up to date and nothing was built.
     """
-    from django_offload.modelstore import smollm2
+    from django_offload.modelstore import gguf_q4, smollm2
 
     source = sources.smollm2_source()
     source_sha256 = sha256_file(source.path)
@@ -163,21 +172,35 @@ def build_smollm2(
     cache = cache_root(store) / smollm2.MODEL_ID / source_sha256[:16]
     cache.mkdir(parents=True, exist_ok=True)
     staging = fresh_staging(store, smollm2.MODEL_ID)
-    smollm2.export_fp32(source.path, staging, cache, log)
+    fp32_path = smollm2.export_fp32(source.path, staging, cache, log)
     fields = smollm2.read_gguf_fields(source.path)
+    for name in variants:
+        if name == "fp32":
+            continue
+        if name not in SMOLLM2_LAYOUT:
+            raise ValueError(
+                f"Unknown SmolLM2 variant {name!r}; known: {SMOLLM2_VARIANTS!r}."
+            )
+        log(f"Converting the GGUF codes into variant {name!r}")
+        gguf_q4.convert(
+            fp32_path, source.path, staging / SMOLLM2_LAYOUT[name][0], name, log
+        )
 
     files = describe_files(staging)
-    entries = {
-        "fp32": variant_record(
+    entries = {}
+    for name in SMOLLM2_VARIANTS:
+        if name not in variants and name != "fp32":
+            continue
+        relative, dtype, backends = SMOLLM2_LAYOUT[name]
+        entries[name] = variant_record(
             files,
-            "onnx/model.onnx",
+            relative,
             staging,
-            dtype="fp32",
-            backends=["native", "wasm", "webgpu"],
-            reference=True,
+            dtype=dtype,
+            backends=backends,
+            reference=name == "fp32",
             log=log,
         )
-    }
     ids = smollm2.special_token_ids(fields)
     manifest = {
         "format": 1,
@@ -208,4 +231,75 @@ def build_smollm2(
     write_manifest(staging, manifest)
     swap_into_store(staging, model_dir)
     log(f"Built {smollm2.MODEL_ID} in {time.monotonic() - started:.0f} s")
+    return True
+
+
+# MiniLM variant name -> (file, dtype, backends).
+MINILM_LAYOUT = {
+    "fp32": ("onnx/model.onnx", "fp32", ["native", "wasm", "webgpu"]),
+    "int8": ("onnx/model_int8.onnx", "int8", ["native", "wasm"]),
+}
+
+
+def build_minilm(store: Path, *, force: bool = False, log: Log = print) -> bool:
+    """
+    Build all-MiniLM-L6-v2 into ``store``; return False when it was already
+    up to date and nothing was built.
+    """
+    from django_offload.modelstore import minilm
+
+    source = sources.minilm_source()
+    source_sha256 = sha256_file(source.path)
+    model_dir = store / minilm.MODEL_ID
+    if not force and is_up_to_date(model_dir, source_sha256, list(MINILM_LAYOUT)):
+        log(f"{minilm.MODEL_ID} is up to date (source {source_sha256[:12]})")
+        return False
+
+    started = time.monotonic()
+    cache = cache_root(store) / minilm.MODEL_ID / source_sha256[:16]
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = fresh_staging(store, minilm.MODEL_ID)
+    export_check = minilm.build_files(source.path, staging, cache, log)
+
+    files = describe_files(staging)
+    entries = {}
+    for name, (relative, dtype, backends) in MINILM_LAYOUT.items():
+        entries[name] = variant_record(
+            files,
+            relative,
+            staging,
+            dtype=dtype,
+            backends=backends,
+            reference=name == "fp32",
+            log=log,
+        )
+    entries["fp32"]["quality"].update(export_check)
+    model_config = json.loads((staging / "config.json").read_text("utf-8"))
+    manifest = {
+        "format": 1,
+        "id": minilm.MODEL_ID,
+        "task": "feature-extraction",
+        "architecture": model_config["model_type"],
+        "context_length": minilm.MAX_LENGTH,
+        "license": "Apache-2.0",
+        "source": {
+            "package": source.package,
+            "version": source.version,
+            "file": source.file,
+            "sha256": source_sha256,
+        },
+        "config": {
+            "hidden_size": int(model_config["hidden_size"]),
+            "max_length": minilm.MAX_LENGTH,
+            "vocab_size": int(model_config["vocab_size"]),
+            "pooling": "mean",
+            "normalize": True,
+        },
+        "files": files,
+        "variants": entries,
+        "build": build_info(started),
+    }
+    write_manifest(staging, manifest)
+    swap_into_store(staging, model_dir)
+    log(f"Built {minilm.MODEL_ID} in {time.monotonic() - started:.0f} s")
     return True
