@@ -86,11 +86,10 @@ TASKS = [
         "messages": [
             {
                 "role": "user",
-                "content": "Translate 'thank you' into French. Reply with the "
-                "translation only.",
+                "content": "Rewrite this sentence in the past tense: I walk to school.",
             }
         ],
-        "expect": "merci",
+        "expect": "walked",
     },
 ]
 
