@@ -139,11 +139,12 @@ def test_build_skips_unchanged_source(tmp_path):
     entry["quality"]["gate_version"] = GATE_VERSION
     manifest["variants"]["int8"] = dict(entry, reference=False)
     write_manifest(model_dir, manifest)
-    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    model_files = model_dir.rglob("*")
+    before = {p: p.stat().st_mtime_ns for p in model_files if p.is_file()}
 
     output = run("--store", str(tmp_path), "build", "--model", "all-minilm-l6-v2")
     assert "all-minilm-l6-v2 is up to date" in output
-    after = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    after = {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()}
     assert after == before
 
 
@@ -222,3 +223,9 @@ def test_list_built_store_shows_gated_variants():
     for name in ("fp32*", "q4 ", "q4f"):
         assert name in output
     assert "FAILED" not in output
+
+
+def test_build_while_locked_raises(tmp_path):
+    with build.build_lock(tmp_path):
+        with pytest.raises(CommandError, match="Another build or import"):
+            run("--store", str(tmp_path), "build", "--model", "all-minilm-l6-v2")

@@ -10,10 +10,12 @@ builder version and lists every variant the builder makes. The build cache
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,35 @@ def cache_root(store: Path) -> Path:
     root = store / CACHE_DIR
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+class StoreBusyError(RuntimeError):
+    """
+    Another process holds the store's build lock.
+    """
+
+
+@contextmanager
+def build_lock(store: Path) -> Iterator[None]:
+    """
+    Hold an exclusive lock on ``<store>/.cache/build.lock`` so that two
+    builds or imports never share the staging folders.
+
+    Raises StoreBusyError at once when another process holds the lock.
+    """
+    path = cache_root(store) / "build.lock"
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreBusyError(
+                f"Another build or import is running on {str(store)!r} "
+                f"(it holds {str(path)!r}); wait for it to finish."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def is_up_to_date(model_dir: Path, source_sha256: str, variants: list[str]) -> bool:

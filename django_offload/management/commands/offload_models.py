@@ -117,18 +117,21 @@ class Command(BaseCommand):
             "smollm2-135m-instruct": build.build_smollm2,
             "all-minilm-l6-v2": build.build_minilm,
         }
-        for model_id in options["model"] or BUILT_MODELS:
-            try:
-                builders[model_id](store, force=options["force"], log=self.log)
-                if not options["skip_gate"]:
-                    quality.gate_model(
-                        store / model_id, log=self.log, only_missing=True
-                    )
-            except ImportError as exc:
-                raise CommandError(
-                    f"Building {model_id!r} needs the export packages ({exc}); "
-                    "install them with `pip install django-offload[export]`."
-                ) from None
+        try:
+            with build.build_lock(store):
+                for model_id in options["model"] or BUILT_MODELS:
+                    builders[model_id](store, force=options["force"], log=self.log)
+                    if not options["skip_gate"]:
+                        quality.gate_model(
+                            store / model_id, log=self.log, only_missing=True
+                        )
+        except build.StoreBusyError as exc:
+            raise CommandError(str(exc)) from None
+        except ImportError as exc:
+            raise CommandError(
+                f"Building needs the export packages ({exc}); install them "
+                "with `pip install django-offload[export]`."
+            ) from None
         self.log(self.style.SUCCESS(f"Model store {str(store)!r} is up to date."))
 
     def manifests(self, store: Path) -> list[dict[str, Any]]:
@@ -209,18 +212,20 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def adopt(self, store: Path, options: dict[str, Any]) -> None:
+        from django_offload.modelstore.build import StoreBusyError, build_lock
         from django_offload.modelstore.importer import ModelImportError, import_model
 
         store.mkdir(parents=True, exist_ok=True)
         try:
-            import_model(
-                Path(options["path"]),
-                store,
-                model_id=options["id"],
-                task=options["task"],
-                license=options["license"],
-                force=options["force"],
-                log=self.log,
-            )
-        except (ManifestError, ModelImportError) as exc:
+            with build_lock(store):
+                import_model(
+                    Path(options["path"]),
+                    store,
+                    model_id=options["id"],
+                    task=options["task"],
+                    license=options["license"],
+                    force=options["force"],
+                    log=self.log,
+                )
+        except (ManifestError, ModelImportError, StoreBusyError) as exc:
             raise CommandError(str(exc)) from None
