@@ -4,10 +4,11 @@ System checks for django_offload. Every ID is listed in docs/checks.md.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 @register(Tags.compatibility)
@@ -40,6 +41,79 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[Error
                     "route django_offload.routing.websocket_urlpatterns there."
                 ),
                 id="django_offload.E002",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """
+    Check that the model store exists, is readable and holds a servable model.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offload.conf import offload_settings
+    from django_offload.modelstore import ManifestError, list_models
+
+    build_hint = "Run `manage.py offload_models build`, or set "
+    try:
+        store = offload_settings.model_store
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="django_offload.E003")]
+    if not store.exists():
+        return [
+            Warning(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) does not "
+                "exist, so no model can run on devices or on the server.",
+                hint=build_hint + "OFFLOAD['MODEL_STORE'] to a built store.",
+                id="django_offload.W003",
+            )
+        ]
+    if not store.is_dir() or not os.access(store, os.R_OK | os.X_OK):
+        return [
+            Error(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) is not a "
+                "readable folder.",
+                hint="Point OFFLOAD['MODEL_STORE'] at a folder this process can "
+                "read, then run `manage.py offload_models build`.",
+                id="django_offload.E003",
+            )
+        ]
+    try:
+        manifests = list_models(store)
+    except ManifestError as exc:
+        return [
+            Error(
+                f"Invalid manifest in the model store (OFFLOAD['MODEL_STORE']): {exc}",
+                hint="Rebuild with `manage.py offload_models build --force`, or "
+                "re-import the model with `manage.py offload_models import`.",
+                id="django_offload.E004",
+            )
+        ]
+    except OSError as exc:
+        return [
+            Error(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) cannot "
+                f"be read: {exc}",
+                hint="Fix the folder's permissions, then run "
+                "`manage.py offload_models verify`.",
+                id="django_offload.E003",
+            )
+        ]
+    servable = [
+        manifest["id"]
+        for manifest in manifests
+        if any(variant["servable"] for variant in manifest["variants"].values())
+    ]
+    if not servable:
+        return [
+            Warning(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) has no "
+                "servable model variant, so every task falls back.",
+                hint=build_hint + "run `manage.py offload_models list` to see "
+                "which variants failed the quality gate.",
+                id="django_offload.W004",
             )
         ]
     return []
