@@ -118,6 +118,27 @@ function specialTokens(config) {
 }
 
 /**
+ * Resolves after pending tasks of the event loop have run.
+ *
+ * Model runs resolve without leaving the microtask queue, so a decode loop
+ * that only awaits them never lets a worker receive its next message, such as
+ * an abort. A MessageChannel round trip yields without the 4 ms clamp that
+ * nested `setTimeout` calls get in browsers.
+ * @returns {Promise<void>}
+ */
+function yieldToEventLoop() {
+  if (typeof globalThis.scheduler?.yield === "function") return globalThis.scheduler.yield();
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/**
  * Milliseconds since an arbitrary origin, for durations.
  * @returns {number}
  */
@@ -356,6 +377,7 @@ export class Engine {
     try {
       let input = prompt;
       while (tokenIds.length < maxNewTokens) {
+        if (tokenIds.length > 0) await yieldToEventLoop();
         if (signal?.aborted) {
           finishReason = "abort";
           break;
