@@ -29,7 +29,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from django_offload.conf import offload_settings
-from django_offload.fit import choose_variant, validate_capabilities
+from django_offload.fit import choose_variant, shared_files, validate_capabilities
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def servable_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     Return the files a device may download, by path: the shared files and
     the file of every servable variant.
     """
-    files = dict(manifest["files"])
+    files = dict(shared_files(manifest))
     for variant in manifest["variants"].values():
         if variant["servable"]:
             files[variant["file"]] = variant
@@ -199,7 +199,7 @@ def describe_model(manifest: dict[str, Any]) -> dict[str, Any]:
     files = {
         path: {"bytes": record["bytes"], "sha256": record["sha256"]}
         | {"url": _file_url(model_id, path)}
-        for path, record in manifest["files"].items()
+        for path, record in shared_files(manifest).items()
     }
     keys = ("file", "dtype", "bytes", "sha256", "memory_bytes", "backends")
     variants = {

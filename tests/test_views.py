@@ -287,3 +287,21 @@ def test_fit_view_large_body(client, store):
 
 def test_fit_view_get_rejected(client, store):
     assert client.get("/offload/fit/").status_code == 405
+
+
+def test_variant_files_listed_under_files(client, tmp_path):
+    model_dir = write_store(tmp_path)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    for variant in manifest["variants"].values():
+        manifest["files"][variant["file"]] = {
+            "bytes": variant["bytes"],
+            "sha256": variant["sha256"],
+        }
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    with override_settings(OFFLOAD={"MODEL_STORE": str(tmp_path)}):
+        described = client.get("/offload/manifest/").json()["models"][0]
+        int8 = client.get(f"/offload/models/{MODEL_ID}/onnx/model_int8.onnx")
+        fp32 = client.get(FILE_URL)
+    assert list(described["files"]) == ["tokenizer.json"]
+    assert int8.status_code == 404
+    assert fp32.status_code == 200
