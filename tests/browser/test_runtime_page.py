@@ -219,3 +219,28 @@ def test_probe_marks_swiftshader_as_fallback(webgpu_context, live_server_url):
     assert fit["backend"] != "webgpu"
     fit = runtime_value(page, "runtime.possibleFit()")
     assert fit["backend"] == "wasm"
+
+
+def test_tabs_elect_one_engine_leader(browser_context, live_server_url):
+    context, traffic = browser_context
+    first = context.new_page()
+    first.goto(page_url(live_server_url))
+    accept(first)
+    wait_for_event(first, "offload:ready")
+    assert runtime_value(first, "runtime.broker.elect()") is True
+
+    second = context.new_page()
+    second.goto(page_url(live_server_url))
+    assert runtime_value(second, "runtime.consent") is True
+    assert runtime_value(second, "runtime.broker.elect()") is False
+    assert second.locator("#offload-consent").get_attribute("data-state") == "ready"
+
+    # The waiting tab takes over when the leader's tab closes.
+    first.close()
+    second.wait_for_function(
+        """async () => {
+            const { runtimeReady } = await import("/static/django_offload/offload.js");
+            return (await runtimeReady).broker.leader;
+        }"""
+    )
+    assert runtime_value(second, "runtime.broker.leader") is True

@@ -149,7 +149,7 @@ function responseOffset(response, url, bytes, received) {
   if (length !== null && Number(length) !== bytes - offset) {
     const message =
       `${url} sends ${length} bytes from offset ${offset}, ` +
-      `but the manifest says the file has ${bytes}`;
+      `but the manifest lists ${bytes} bytes for the file`;
     throw fatal(url, status, "size-mismatch", message);
   }
   return offset;
@@ -173,7 +173,7 @@ async function readBody(response, url, buffer, offset, report) {
     if (done) return received;
     if (received + value.byteLength > buffer.byteLength) {
       await reader.cancel();
-      const message = `${url} is larger than the ${buffer.byteLength} bytes the manifest says`;
+      const message = `${url} is larger than the ${buffer.byteLength} bytes listed in the manifest`;
       throw fatal(url, response.status, "size-mismatch", message);
     }
     buffer.set(value, received);

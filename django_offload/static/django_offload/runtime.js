@@ -347,7 +347,7 @@ export class Runtime {
     if (deleteFiles) await deleteModelCache(this.config.cacheName);
   }
 
-  /** The files a variant needs: shared files and the variant's weights. */
+  /** Returns the files a variant needs: the shared files and its weights. */
   files(modelId, variant) {
     const model = this.model(modelId);
     const files = Object.entries(model.files).map(([path, record]) => ({ path, ...record }));
@@ -431,7 +431,7 @@ export class Runtime {
   }
 
   /**
-   * The worker's "load" message fields for a model, with absolute URLs.
+   * Builds the fields of the worker's "load" message, with absolute URLs.
    * @param {string} modelId Model id.
    * @returns {object} `{modelId, manifest, modelBaseUrl, variant, backend,
    *   threads, ortUrls: {module, mjs, wasm}, cacheName}`.
