@@ -137,7 +137,7 @@ def live_server_url(model_store, tmp_path_factory):
     log = (workdir / "daphne.log").open("w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent))
     process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "tests.browser.asgi:application"],
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "demo_project.asgi:application"],
         cwd=ROOT,
         env=env,
         stdout=log,
