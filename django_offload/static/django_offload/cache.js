@@ -165,20 +165,24 @@ function rangeStart(response, url, bytes) {
   return Number(match[1]);
 }
 
-async function readBody(response, url, buffer, offset, report) {
+/**
+ * Copies a response body into `buffer` from `offset`, keeping
+ * `state.received` current so that a broken stream can be resumed from it.
+ */
+async function readBody(response, url, buffer, offset, state, report) {
   const reader = response.body.getReader();
-  let received = offset;
+  state.received = offset;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return received;
-    if (received + value.byteLength > buffer.byteLength) {
+    if (done) return;
+    if (state.received + value.byteLength > buffer.byteLength) {
       await reader.cancel();
       const message = `${url} is larger than the ${buffer.byteLength} bytes listed in the manifest`;
       throw fatal(url, response.status, "size-mismatch", message);
     }
-    buffer.set(value, received);
-    received += value.byteLength;
-    report(received);
+    buffer.set(value, state.received);
+    state.received += value.byteLength;
+    report(state.received);
   }
 }
 
@@ -217,14 +221,14 @@ export async function download(url, options) {
   const { bytes, sha256, onProgress, signal, attempts = DEFAULT_ATTEMPTS } = options;
   const buffer = new Uint8Array(bytes);
   const report = progressReporter(onProgress, bytes);
-  let received = 0;
+  const state = { received: 0 };
   let complete = false;
   let lastError = null;
   for (let attempt = 1; attempt <= attempts && !complete; attempt++) {
     let response;
     try {
       response = await fetch(url, {
-        headers: rangeHeaders(received, sha256),
+        headers: rangeHeaders(state.received, sha256),
         cache: "no-store",
         credentials: "same-origin",
         signal,
@@ -239,21 +243,21 @@ export async function download(url, options) {
       lastError = fatal(url, response.status, "http-status", `HTTP ${response.status}`);
       continue;
     }
-    const offset = responseOffset(response, url, bytes, received);
+    const offset = responseOffset(response, url, bytes, state.received);
     try {
-      received = await readBody(response, url, buffer, offset, report);
+      await readBody(response, url, buffer, offset, state, report);
     } catch (error) {
       if (error instanceof OffloadFileError || signal?.aborted) throw error;
       lastError = error;
-      log.warn("download of", url, "broke near byte", received, error?.message);
+      log.warn("download of", url, "broke at byte", state.received, error?.message);
       continue;
     }
-    complete = received === bytes;
+    complete = state.received === bytes;
   }
   if (!complete) {
     const reason = lastError ? ` (${lastError.message})` : "";
     throw new OffloadFileError(
-      `${url} could not be downloaded: got ${received} of ${bytes} bytes${reason}`,
+      `${url} could not be downloaded: got ${state.received} of ${bytes} bytes${reason}`,
       { url, status: lastError?.status ?? null, code: "network" },
     );
   }
