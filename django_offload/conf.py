@@ -40,6 +40,16 @@ DEFAULTS: dict[str, Any] = {
     "ENGINE_THREADS": 0,
     # Variant the server engine prefers for each model, by model id.
     "SERVER_VARIANTS": {},
+    # Request rates of the REST API per throttle scope, as DRF rate strings
+    # ("<count>/<second|minute|hour|day>"), applied per user or client IP.
+    # A rate for the same scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    # takes precedence.
+    "API_THROTTLE_RATES": {
+        "offload_metrics": "60/minute",
+        "offload_tasks": "120/minute",
+        "offload_models": "60/minute",
+        "offload_schema": "30/minute",
+    },
 }
 
 
