@@ -74,7 +74,8 @@ class PromptVersionForm(forms.ModelForm):
                 "JSON Schema of the output (the subset that devices support), or empty."
             ),
             "model_variants": _(
-                'Per-model overrides: {"<model id>": {"template": "...", '
+                'Per-model overrides by model id, such as {"smollm2-135m-instruct": '
+                '{"template": "...", '
                 '"system": "..."}}.'
             ),
             "stop": _('Stop strings, such as ["\\n\\n"].'),
