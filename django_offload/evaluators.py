@@ -534,14 +534,15 @@ def _embedding_similarity(
     return _numeric(spec, value)
 
 
-@cache
-def _load_embedding_model() -> Any:
-    from django_offload.conf import offload_settings
-    from django_offload.engine import EmbeddingModel
+EMBEDDING_MODEL_ID = "all-minilm-l6-v2"
 
-    model_id = "all-minilm-l6-v2"
-    variant = offload_settings.SERVER_VARIANTS.get(model_id, "fp32")
-    return EmbeddingModel.load(offload_settings.model_store / model_id, variant)
+
+def _load_embedding_model() -> Any:
+    # The engine's registry loads the model once per process and picks the
+    # variant from OFFLOAD['SERVER_VARIANTS'] or the manifest.
+    from django_offload.engine import get_embedding_model
+
+    return get_embedding_model(EMBEDDING_MODEL_ID)
 
 
 def _server_embed() -> Callable | None:
