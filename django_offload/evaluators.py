@@ -692,11 +692,12 @@ def validate_scores(specs: Any, scores: Any) -> list[dict[str, Any]]:
     Validate scores sent by a device against the version's evaluator specs
     and return them cleaned, in spec order.
 
-    Every spec needs exactly one score. Raises ValueError naming the score
-    and field for an unknown or duplicate name, a missing or extra field,
-    a wrong data type, a NaN, an infinite or out-of-range number, a label
-    outside the declared set, a ``passed`` that contradicts the value, or
-    any other text. Messages never quote a string the device sent.
+    Every spec needs exactly one score. A ValueError names the score and
+    field. It is raised for an unknown or duplicate name, a missing or extra
+    field, or a wrong data type. It is also raised for a NaN, an infinite or
+    out-of-range number, a label outside the declared set, a ``passed`` that
+    contradicts the value, and any other text. Messages never quote a string
+    the device sent.
     """
     specs = validate_specs(specs)
     by_name = {spec["name"]: spec for spec in specs}
