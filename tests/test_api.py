@@ -11,7 +11,8 @@ from django_offload import api_views
 from django_offload.conf import DEFAULTS
 from django_offload.models import Device, Prompt, PromptVersion, Score, Task
 
-pytestmark = pytest.mark.django_db
+# The production mark also runs these on PostgreSQL in the second test pass.
+pytestmark = [pytest.mark.django_db, pytest.mark.production]
 
 
 @pytest.fixture(autouse=True)
