@@ -11,8 +11,7 @@ from django_offload import api_views
 from django_offload.conf import DEFAULTS
 from django_offload.models import Device, Prompt, PromptVersion, Score, Task
 
-# The production mark also runs these on PostgreSQL in the second test pass.
-pytestmark = [pytest.mark.django_db, pytest.mark.production]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,7 @@ from django.utils import timezone
 from django_offload.metrics import compute_metrics, csv_rows, parse_range, percentile
 from django_offload.models import Device, Prompt, PromptVersion, Score, Task
 
-# The production mark also runs these on PostgreSQL in the second test pass.
-pytestmark = [pytest.mark.django_db, pytest.mark.production]
+pytestmark = pytest.mark.django_db
 DAY = dt.date(2026, 11, 10)
 
 
