@@ -154,6 +154,7 @@ class PromptAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     inlines = [VersionInline]
     change_list_template = "admin/django_offload/prompt/change_list.html"
+    change_form_template = "admin/django_offload/prompt/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
         return super().get_queryset(request).annotate(_versions=Count("versions"))

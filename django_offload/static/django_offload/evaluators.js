@@ -437,9 +437,18 @@ function oneOf(spec, output) {
   return score(spec, null, null, false);
 }
 
+// Compiled programs by pattern; patterns are at most 200 characters and a
+// page runs few distinct prompt versions, so the map stays small.
+const programs = new Map();
+
+function compiled(pattern) {
+  if (!programs.has(pattern)) programs.set(pattern, compilePattern(pattern));
+  return programs.get(pattern);
+}
+
 function regex(spec, output) {
   if (codePoints(output).length > spec.max_input_chars) return boolean(spec, null);
-  const found = search(compilePattern(spec.pattern), output, {
+  const found = search(compiled(spec.pattern), output, {
     caseSensitive: spec.case_sensitive,
   });
   return boolean(spec, found);
