@@ -86,7 +86,7 @@ def test_task_status_owner_server_delivery(client, users, version):
 
 def test_task_status_page_delivery_hides_output(client, users, version):
     task = make_task(version, users["owner"], Task.Delivery.PAGE)
-    # A page-only row never holds output; the API must not show one anyway.
+    # A page-only row never stores output; the API must not show one anyway.
     Task.objects.filter(pk=task.pk).update(output="should-never-show")
     client.force_login(users["owner"])
     data = client.get(task_url(task.pk)).json()

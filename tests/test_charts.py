@@ -29,7 +29,8 @@ def test_stacked_bars_one_rect_per_segment():
     bars = re.findall(r"<rect [^>]*><title>", svg)
     assert len(bars) == 4
     assert "2026-11-03: 2 failed or expired" in svg
-    assert svg.startswith("<svg") and svg.endswith("</svg>")
+    assert svg.startswith("<svg")
+    assert svg.endswith("</svg>")
     # Legend squares, one per outcome.
     assert len(re.findall(r'<rect [^>]*width="12"', svg)) == 4
 

@@ -48,7 +48,7 @@ def test_evaluator_vectors(case, monkeypatch):
     if case.get("embeddings") is not None:
         context["embed"] = embed_from_table(case["embeddings"])
     else:
-        # No server model either: the score must say it could not run.
+        # No server model either, so the score must record that it could not run.
         monkeypatch.setattr(evaluators, "_server_embed", lambda: None)
     scores = evaluate(case["specs"], case["output"], context)
     assert_scores_equal(scores, case["expected"])

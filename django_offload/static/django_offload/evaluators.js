@@ -477,7 +477,7 @@ async function embeddingSimilarity(spec, output, embed) {
     const vectors = await embed([output, spec.reference]);
     return numeric(spec, cosine(vectors[0], vectors[1]));
   } catch {
-    // The failure stays on the device; the score says it could not run.
+    // The failure stays on the device; a null score records that it could not run.
     return numeric(spec, null);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * @file A small regular-expression dialect that matches in linear time and
- * gives the same answer as `django_offload/safe_regex.py`.
+ * returns the same result as `django_offload/safe_regex.py`.
  *
  * `RegExp` backtracks, so a hostile pattern could hang the worker, and its
  * `$`, `.`, `\d`, `\s` and case folding differ from Python's. Patterns are
@@ -22,7 +22,7 @@ const CONTROL = { n: 10, t: 9, r: 13, f: 12, v: 11 };
 const ESCAPABLE = new Set("\\^$.|?*+()[]{}/-");
 const ANCHORS = new Set(["bol", "eol", "wordb", "nwordb"]);
 
-/** An invalid or rejected pattern; the message says where and why. */
+/** An invalid or rejected pattern; the message gives the position and reason. */
 export class PatternError extends Error {
   /** @param {string} message */
   constructor(message) {
