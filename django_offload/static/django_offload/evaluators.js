@@ -73,6 +73,9 @@ const show = (value) => JSON.stringify(value) ?? String(value);
  * @returns {string}
  */
 export function foldCase(text) {
+  // NOTE: case mappings follow the runtime's Unicode version, so a browser
+  // and the server may disagree on letters whose case pairs Unicode added
+  // after version 14 (110 code points between Python 3.11 and Node 20.20).
   return codePoints(text)
     .map((char) => {
       const lower = char.toLowerCase();
