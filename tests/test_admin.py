@@ -292,3 +292,14 @@ def test_dashboard_bad_date_shows_error(admin_client):
     )
     assert response.status_code == 200
     assert "start: expected a date" in response.context["error"]
+
+
+def test_prompt_change_lists_versions(admin_client, version):
+    used(version)
+    url = reverse("admin:django_offload_prompt_change", args=[version.prompt.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    add = reverse("admin:django_offload_promptversion_add")
+    assert f"{add}?prompt={version.prompt.pk}".encode() in page.content
+    change = reverse("admin:django_offload_promptversion_change", args=[version.pk])
+    assert change.encode() in page.content
