@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 MAX_PATTERN_CHARS = 200
 MAX_REPEAT = 100
-MAX_PROGRAM = 2000
+MAX_PROGRAM = 1000
 
 DIGIT = ((48, 57),)
 WORD = ((48, 57), (65, 90), (95, 95), (97, 122))

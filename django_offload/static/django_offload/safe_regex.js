@@ -12,7 +12,7 @@
 
 export const MAX_PATTERN_CHARS = 200;
 export const MAX_REPEAT = 100;
-export const MAX_PROGRAM = 2000;
+export const MAX_PROGRAM = 1000;
 
 const DIGIT = [[48, 57]];
 const WORD = [[48, 57], [65, 90], [95, 95], [97, 122]];
