@@ -32,7 +32,7 @@ MODEL_ID = "smollm2-135m-instruct"
 CANARY = "CANARY-7f3e9a21-do-not-leak"
 ORIGIN = b"http://localhost"
 SHA = "0" * 64
-CSRF_TOKEN = "Tok3n" * 8
+CSRF_TOKEN = "Tok3n" * 6 + "ok"
 
 
 def capabilities(**changes: Any) -> dict[str, Any]:
@@ -287,6 +287,7 @@ async def post(
     if session_key:
         cookie += f"; sessionid={session_key}"
     headers = [
+        (b"host", b"localhost"),
         (b"content-type", b"application/x-www-form-urlencoded"),
         (b"cookie", cookie.encode()),
         (b"x-csrftoken", CSRF_TOKEN.encode()),
