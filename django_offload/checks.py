@@ -43,3 +43,98 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[Error
             )
         ]
     return []
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "silent")
+
+
+@register(Tags.compatibility)
+def check_isolation_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offload.middleware import isolation_settings
+
+    try:
+        isolation_settings()
+    except ImproperlyConfigured as error:
+        return [
+            Error(
+                str(error),
+                hint="Fix the value in the OFFLOAD dict of your settings.",
+                id="django_offload.E010",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_runtime_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django_offload.conf import offload_settings
+
+    errors = []
+    level = offload_settings.LOG_LEVEL
+    if level not in LOG_LEVELS:
+        errors.append(
+            Error(
+                f"OFFLOAD['LOG_LEVEL'] is {level!r}.",
+                hint=f"Set it to one of {LOG_LEVELS!r}.",
+                id="django_offload.E011",
+            )
+        )
+    socket_path = offload_settings.SOCKET_PATH
+    if socket_path is not None and (
+        not isinstance(socket_path, str)
+        or socket_path.startswith(("/", "ws:", "wss:", "http:", "https:"))
+    ):
+        errors.append(
+            Error(
+                f"OFFLOAD['SOCKET_PATH'] is {socket_path!r}.",
+                hint=(
+                    "Set it to the WebSocket route relative to the site root, "
+                    "such as 'ws/offload/', or None for no socket."
+                ),
+                id="django_offload.E012",
+            )
+        )
+    for key in ("CONSENT_STORAGE_KEY", "DEFAULT_MODEL"):
+        value = getattr(offload_settings, key)
+        if not isinstance(value, str) or not value:
+            errors.append(
+                Error(
+                    f"OFFLOAD[{key!r}] is {value!r}.",
+                    hint="Set it to a non-empty string.",
+                    id="django_offload.E013",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_fit_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django_offload.conf import offload_settings
+
+    threads = offload_settings.DEVICE_MAX_THREADS
+    fraction = offload_settings.DEVICE_MEMORY_FRACTION
+    unknown = offload_settings.UNKNOWN_DEVICE_MEMORY_GIB
+    problems = []
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        problems.append(f"OFFLOAD['DEVICE_MAX_THREADS'] is {threads!r}")
+    if not _is_number(fraction) or not 0 < fraction <= 1:
+        problems.append(f"OFFLOAD['DEVICE_MEMORY_FRACTION'] is {fraction!r}")
+    if not _is_number(unknown) or unknown <= 0:
+        problems.append(f"OFFLOAD['UNKNOWN_DEVICE_MEMORY_GIB'] is {unknown!r}")
+    return [
+        Error(
+            f"{problem}.",
+            hint=(
+                "DEVICE_MAX_THREADS is an integer >= 1, DEVICE_MEMORY_FRACTION "
+                "a number in (0, 1], UNKNOWN_DEVICE_MEMORY_GIB a number > 0."
+            ),
+            id="django_offload.E014",
+        )
+        for problem in problems
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float)

@@ -201,11 +201,24 @@ def free_storage(capabilities: dict[str, Any]) -> float:
     return max(0, quota - (capabilities["storageUsage"] or 0))
 
 
+def shared_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """
+    Return the manifest's files that every variant needs (tokenizer, configs),
+    leaving out variant files that a store may also list under ``files``.
+    """
+    variant_files = {v["file"] for v in manifest.get("variants", {}).values()}
+    return {
+        path: record
+        for path, record in manifest.get("files", {}).items()
+        if path not in variant_files
+    }
+
+
 def download_bytes(manifest: dict[str, Any], variant: dict[str, Any]) -> int:
     """
     Return the bytes a device downloads for one variant and the shared files.
     """
-    shared = sum(int(record["bytes"]) for record in manifest.get("files", {}).values())
+    shared = sum(int(record["bytes"]) for record in shared_files(manifest).values())
     return shared + int(variant["bytes"])
 
 

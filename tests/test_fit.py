@@ -215,3 +215,12 @@ def test_validate_capabilities_keeps_input():
     before = copy.deepcopy(capabilities)
     assert validate_capabilities(capabilities) is capabilities
     assert capabilities == before
+
+
+def test_choose_variant_variant_files_under_files():
+    manifest = copy.deepcopy(MANIFEST)
+    for variant in manifest["variants"].values():
+        manifest["files"][variant["file"]] = {"bytes": variant["bytes"]}
+    free = 200 * MB
+    capabilities = device(storageQuota=GIB, storageUsage=GIB - free, webgpu=REAL_GPU)
+    assert choose_variant(manifest, capabilities).variant == "q4"
