@@ -280,7 +280,8 @@ async def post(
     device: Device | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """
-    POST a form to the real ASGI application; return status and JSON body.
+    POST a form to the real ASGI application; return the status and the
+    JSON body (None when the body is not JSON).
     """
     # A CSRF cookie and the matching header, as offload.run() sends them.
     cookie = f"csrftoken={CSRF_TOKEN}"
@@ -297,7 +298,11 @@ async def post(
     body = urlencode(data).encode()
     communicator = HttpCommunicator(application, "POST", path, body, headers)
     response = await communicator.get_response(timeout=30)
-    return response["status"], json.loads(response["body"] or b"null")
+    try:
+        body = json.loads(response["body"])
+    except ValueError:
+        body = None  # an HTML error page
+    return response["status"], body
 
 
 def new_id() -> str:
