@@ -487,3 +487,58 @@ async def test_server_result_without_output_rejected():
     await device.result(task, output="calm")
     await asyncio.wait_for(pending, 10)
     await device.close()
+
+
+@database_sync_to_async
+def add_stale_device(user, channel_name):
+    """
+    Store a device that looks connected but whose server process is gone:
+    nothing reads its channel, as after a crash without disconnect.
+    """
+    return DeviceRow.objects.create(
+        user=user,
+        channel_name=channel_name,
+        connected=True,
+        consent=True,
+        model_id="smollm2-135m-instruct",
+        variant="q4f",
+        backend="wasm",
+    )
+
+
+async def test_stale_device_task_released_to_live_device():
+    from channels.layers import get_channel_layer
+
+    await make_prompt()
+    user, key = await make_user("ann")
+    live = await connect_device(key)
+    # Created last, the stale device is the first choice.
+    dead_channel = await get_channel_layer().new_channel()
+    stale = await add_stale_device(user, dead_channel)
+    pending = await start_offload(user)
+    task = await live.receive_type("task", timeout=5)
+    row = await task_row(task["task_id"])
+    assert row["attempts"] == 2
+    assert row["device"] != stale.id
+    await live.result(task, output="calm")
+    result = await asyncio.wait_for(pending, 10)
+    assert result.output == "calm"
+    assert result.fallback is None
+    await live.close()
+
+
+async def test_result_found_without_wake_message():
+    from django_offload import leases
+
+    await make_prompt()
+    user, key = await make_user("ann")
+    device = await connect_device(key)
+    pending = await start_offload(user)
+    task = await device.receive_type("task")
+    # Complete the lease in the database only, as if the consumer's wake
+    # message to the waiting side had been dropped.
+    message = result_frame(task, output="calm")
+    await leases.acomplete_lease(device.device_id, message)
+    result = await asyncio.wait_for(pending, 10)
+    assert result.output == "calm"
+    await device.close()
