@@ -2,9 +2,9 @@
 Calls from the orchestration into the evaluation and model-store parts,
 with small local stand-ins used while those parts are not in this tree.
 
-NOTE: the stand-ins run no evaluator and accept only empty score lists;
-they exist so the lease protocol works before ``django_offload.evaluators``
-lands, and this module goes away once it has.
+NOTE: the stand-ins run no evaluator and accept only empty score lists.
+They let the lease protocol work before ``django_offload.evaluators`` is
+installed, and this module can go once it is.
 """
 
 from __future__ import annotations

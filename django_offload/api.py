@@ -31,7 +31,7 @@ async def offload(
 
     ``deliver="server"`` waits for the output (or the fallback's).
     ``deliver="page"`` needs ``device_id``, the page's device, and returns
-    as soon as that device holds the task; the output stays on the page.
+    as soon as that device has the lease. The output stays on the page.
     With ``user`` None no device is asked and the fallback runs at once.
     ``timeout`` defaults to ``OFFLOAD['TASK_TIMEOUT']`` seconds; ``fallback``
     to ``OFFLOAD['DEFAULT_FALLBACK']``.

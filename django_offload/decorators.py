@@ -3,8 +3,8 @@
 device.
 
 The decorated view (sync or async) receives the request and URL arguments
-and returns the prompt's variables as a dict; it may instead return an
-HttpResponse (a redirect, a 404, a form error), which is passed through.
+and returns the prompt's variables as a dict. An HttpResponse returned
+instead (a redirect, a 404, a form error) is passed through unchanged.
 The decorator renders the prompt's active version, records a task and
 leases it to the requesting page's device (the ``X-Offload-Device`` header
 that ``offload.run()`` sends), or to another connected device of the user.

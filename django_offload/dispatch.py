@@ -88,8 +88,8 @@ def check_variables(version: PromptVersion, variables: Any) -> dict[str, Any]:
 @dataclass
 class Job:
     """
-    One task as its supervisor sees it: the row's id plus what is never
-    stored (the variables) and the caller's options.
+    One task in its supervisor's memory: the row's id, the variables (never
+    stored) and the caller's options.
     """
 
     task_id: uuid.UUID
@@ -585,10 +585,10 @@ async def _follow_then_unsubscribe(supervisor: Supervisor) -> None:
 
 async def run(job: Job) -> Result:
     """
-    Run one prepared job. Server delivery waits for the output; page
-    delivery returns a pending Result as soon as the task is leased and
-    keeps supervising it in the background. With no device at the start,
-    both run the fallback at once.
+    Run one prepared job. Server delivery waits for the output. Page
+    delivery returns a pending Result as soon as the task is leased, and
+    supervises it further in the background. When no device takes the task
+    at the start, both run the fallback at once.
     """
     supervisor = Supervisor(job)
     await supervisor.subscribe()

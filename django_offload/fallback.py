@@ -5,7 +5,7 @@ Fallback policies: what runs when no device produces a task's output.
 - A callable, or the dotted path of one, receives the rendered chat messages
   and the generation parameters and returns the output text (a cloud API
   client, for instance). It may be a plain function or a coroutine function.
-- ``"error"`` produces no output; the view answers HTTP 503.
+- ``"error"`` produces no output, and the view responds with HTTP 503.
 
 Both producing policies also run the prompt version's evaluators on the
 output, so fallback tasks get the same scores as device tasks.

@@ -5,7 +5,7 @@ A task moves PENDING -> LEASED (sent to one device channel with a fresh
 ``lease_token``) -> RUNNING (acknowledged) -> SUCCEEDED, or back to PENDING
 when the lease is lost, or to FELL_BACK / FAILED / EXPIRED. Every transition
 is one conditional UPDATE on the task id, the expected status and the lease
-token (and the device, for messages from devices), so a replayed or late
+token, plus the device for messages from devices. So a replayed or late
 result, a forged task id or another user's device changes no row.
 
 Each helper is a small synchronous function; the ``a``-prefixed names are
@@ -108,7 +108,7 @@ def task_group(task_id: uuid.UUID | str) -> str:
 @dataclass(frozen=True)
 class DeviceProfile:
     """
-    What the server keeps of a device's capabilities, plus the fit result.
+    Coarse summary of a device's capabilities, plus the fit result.
     """
 
     consent: bool
@@ -470,7 +470,7 @@ def fail_fallback(task_id: uuid.UUID, kind: str, code: str) -> None:
 
 def expire_task(task_id: uuid.UUID, code: str) -> bool:
     """
-    Give up on an open task with nobody left to deliver it to.
+    Mark an open task EXPIRED because no page is left to deliver it to.
     """
     updated = Task.objects.filter(id=task_id, status__in=OPEN).update(
         status=Task.Status.EXPIRED,

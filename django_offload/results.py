@@ -1,5 +1,5 @@
 """
-What an offloaded task returns to the code that requested it.
+Result of an offloaded task, and the error raised when it has no output.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Result:
     Outcome of one task. ``output`` is None for page-delivery tasks that a
     device ran (the text stays on the page). ``fallback`` is None when a
     device ran the task, otherwise ``{"kind": ..., "reason": ...}``.
-    ``parsed`` holds the output decoded as JSON when the prompt version has
+    ``parsed`` is the output decoded as JSON when the prompt version has
     an output schema and the output matches it; otherwise None, with
     ``parse_error`` naming why.
     """

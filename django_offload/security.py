@@ -13,7 +13,7 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-# Longest origin written to the log; longer ones are cut.
+# Maximum length of an origin written to the log; longer ones are cut.
 MAX_LOGGED_ORIGIN = 200
 
 

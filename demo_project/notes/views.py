@@ -1,7 +1,7 @@
 """
-Views of the notes demo: notes are private; "Summarise" and the chat run on
-the user's device with page delivery (the server never sees the answer),
-"Detect mood" uses server delivery and stores the label on the note.
+Views of the notes demo. Notes are private. "Summarise" and the chat run on
+the user's device with page delivery, so the server never receives their
+text. "Detect mood" uses server delivery and stores the label on the note.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def detect_mood(request: HttpRequest, pk: int) -> dict[str, Any]:
 @detect_mood.on_result
 def store_mood(request: HttpRequest, result: Result, pk: int) -> HttpResponse:
     """
-    Store the label when the model answered with one of MOODS.
+    Store the label when the model's output is one of MOODS.
     """
     answer = (result.output or "").strip().strip(".!").lower()
     mood = answer if answer in MOODS else ""

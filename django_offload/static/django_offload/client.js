@@ -1,6 +1,6 @@
 /**
  * @file Device side of the task protocol (protocol version 1, described in
- * docs/protocol.md). `connect(runtime, config)` opens the WebSocket, says
+ * docs/protocol.md). `connect(runtime, config)` opens the WebSocket, sends
  * hello with the probe's capabilities and the user's consent, runs the tasks
  * the server leases to this page on `runtime.engine()`, evaluates each
  * output with `evaluators.js` and sends back scores and figures. The output
@@ -27,7 +27,7 @@ export const PROTOCOL_VERSION = 1;
 export const TIMING = Object.freeze({
   minBackoffMs: 500,
   maxBackoffMs: 30000,
-  /** Least time between two `progress` frames of one task. */
+  /** Minimum time between two `progress` frames of one task. */
   progressEveryMs: 5000,
   /** How long an unclaimed outcome of a page task is kept for `run()`. */
   keepOutcomeMs: 120000,
@@ -42,7 +42,7 @@ const CLIENT_NAME = "django-offload-js/1";
 
 let current = null;
 
-/** Error of `run()`: the view answered with an error or the task failed. */
+/** Error of `run()`: the view responded with an error or the task failed. */
 export class OffloadRunError extends Error {
   /**
    * @param {string} code Error code such as "offload-unavailable".
@@ -88,7 +88,7 @@ function csrfToken() {
   return input ? input.value : null;
 }
 
-/** A promise with its resolve and reject functions. */
+/** Creates a promise together with its resolve and reject functions. */
 function deferred() {
   let resolve;
   let reject;
@@ -379,7 +379,7 @@ export class OffloadClient {
    * @returns {Promise<object>} `{task_id, status, delivery, output, scores,
    *   usage, finish_reason, fallback}` plus `parsed` when the prompt has an
    *   output schema.
-   * @throws {OffloadRunError} When the view answers with an error status or
+   * @throws {OffloadRunError} When the view responds with an error status or
    *   the task fails without a fallback.
    */
   async run(url, data = {}, { onToken = null, signal = undefined } = {}) {

@@ -3,7 +3,7 @@
  * mood" and chat controls to the `@offloaded` views through
  * `runtime.run()`, streaming tokens into the page. When the runtime could
  * not start, it POSTs to the same views directly and the server's fallback
- * answers.
+ * produces the output.
  * @module notes/notes
  */
 
@@ -41,7 +41,7 @@ function describe(result) {
   return "Answered on this device.";
 }
 
-function bindButton(runtime, id, onClick) {
+function bindButton(id, onClick) {
   const button = document.getElementById(id);
   if (button === null) return;
   button.addEventListener("click", async () => {
@@ -65,7 +65,7 @@ function call(runtime, url, data, onToken) {
 
 function bindNote(runtime) {
   const summary = document.getElementById("notes-summary");
-  bindButton(runtime, "notes-summarise", async (url) => {
+  bindButton("notes-summarise", async (url) => {
     summary.textContent = "";
     const result = await call(runtime, url, {}, (token) => {
       summary.textContent += token;
@@ -73,7 +73,7 @@ function bindNote(runtime) {
     summary.textContent = result.output ?? "";
     return result;
   });
-  bindButton(runtime, "notes-detect-mood", async (url) => {
+  bindButton("notes-detect-mood", async (url) => {
     const result = await call(runtime, url, {});
     document.getElementById("notes-mood").textContent = result.mood ?? "unclear";
     return result;
