@@ -253,4 +253,62 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
                 id="django_offload.E031",
             )
         )
+
+
+# Task orchestration settings: seconds that must be positive numbers.
+_TASK_SECONDS = (
+    "ACK_TIMEOUT",
+    "LEASE_TIMEOUT",
+    "TASK_TIMEOUT",
+    "POLL_INTERVAL",
+    "HEARTBEAT_INTERVAL",
+)
+
+
+def _positive_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
+
+
+@register(Tags.compatibility)
+def check_task_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offload.conf import offload_settings
+    from django_offload.fallback import resolve_policy
+
+    errors = []
+    try:
+        resolve_policy(offload_settings.DEFAULT_FALLBACK)
+    except ImproperlyConfigured as exc:
+        errors.append(
+            Error(
+                f"OFFLOAD['DEFAULT_FALLBACK'] is invalid: {exc}",
+                hint="Use 'server', 'error' or the dotted path of a callable "
+                "taking (messages, params) and returning str.",
+                id="django_offload.E020",
+            )
+        )
+    for name in _TASK_SECONDS:
+        value = getattr(offload_settings, name)
+        if not _positive_number(value):
+            errors.append(
+                Error(
+                    f"OFFLOAD[{name!r}] must be a positive number of seconds, "
+                    f"got {value!r}.",
+                    hint=f"Set OFFLOAD[{name!r}] to a number above 0, or remove "
+                    "it to use the default.",
+                    id="django_offload.E021",
+                )
+            )
+    for name in ("MAX_ATTEMPTS", "MAX_MESSAGE_BYTES"):
+        value = getattr(offload_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors.append(
+                Error(
+                    f"OFFLOAD[{name!r}] must be a positive integer, got {value!r}.",
+                    hint=f"Set OFFLOAD[{name!r}] to an integer of at least 1, or "
+                    "remove it to use the default.",
+                    id="django_offload.E022",
+                )
+            )
     return errors

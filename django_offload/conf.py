@@ -36,6 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_FALLBACK": "server",
     # Admin aggregates hide groups with fewer distinct devices than this.
     "MIN_GROUP_DEVICES": 5,
+    # Seconds a waiting request (decorator or offload()) waits for a device's
+    # result, counted from task creation, before the fallback runs (float).
+    "TASK_TIMEOUT": 120.0,
+    # Seconds between the waiting side's re-checks of the task row; a dropped
+    # channel message delays a result by at most this much (float).
+    "POLL_INTERVAL": 1.0,
+    # Seconds between device heartbeats (float). A device silent for three
+    # intervals is not offered new tasks.
+    "HEARTBEAT_INTERVAL": 20.0,
     # Server-side engine: intra-op threads (0 lets onnxruntime choose).
     "ENGINE_THREADS": 0,
     # Variant the server engine prefers for each model, by model id.
