@@ -253,6 +253,7 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
                 id="django_offload.E031",
             )
         )
+    return errors
 
 
 # Task orchestration settings: seconds that must be positive numbers.
