@@ -334,3 +334,13 @@ def test_preview_model_missing_from_store(admin_client, version, settings, tmp_p
         {"model_id": "smollm2-135m-instruct", "var_text": "x", "var_kind": "k"},
     )
     assert "not in the model store" in response.context["templated"]["problem"]
+
+
+def test_version_prompt_fixed_after_creation(admin_client, version):
+    other = Prompt.objects.create(name="other")
+    url = reverse("admin:django_offload_promptversion_change", args=[version.pk])
+    response = admin_client.post(url, form_data(other, template="T {{ a }}"))
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert version.prompt_id != other.pk
+    assert version.template == "T {{ a }}"
