@@ -39,6 +39,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_offload.middleware.CrossOriginIsolationMiddleware",
 ]
 
 ROOT_URLCONF = "demo_project.urls"

@@ -26,8 +26,9 @@ Cache = list[ort.OrtValue]
 
 # Prompt tokens per prefill run. The graph returns logits for every position,
 # 256 x 49152 float32 values (50 MB) for SmolLM2, so a long prompt runs in
-# chunks instead of materialising logits for all of it at once. Chunked runs
-# gave bit-identical logits to one run with onnxruntime 1.32 on SmolLM2.
+# chunks instead of materialising logits for all of it at once. On a 70-token
+# SmolLM2 prompt, chunked runs gave logits bit-identical to one run
+# (onnxruntime 1.32, CPU).
 PREFILL_CHUNK = 256
 
 
