@@ -211,6 +211,14 @@ class PromptVersionAdmin(admin.ModelAdmin):
     def evaluator_count(self, obj: PromptVersion) -> int:
         return len(obj.evaluators or [])
 
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: PromptVersion | None = None
+    ) -> tuple:
+        # A version stays with its prompt, because numbers are per prompt.
+        if obj is not None:
+            return ("prompt", *self.readonly_fields)
+        return self.readonly_fields
+
     def has_change_permission(
         self, request: HttpRequest, obj: PromptVersion | None = None
     ) -> bool:

@@ -117,6 +117,8 @@ def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             )
         ]
     return []
+
+
 LOG_LEVELS = ("debug", "info", "warn", "error", "silent")
 
 
@@ -210,6 +212,8 @@ def check_fit_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
+
+
 _RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
 
 

@@ -334,3 +334,42 @@ def test_preview_model_missing_from_store(admin_client, version, settings, tmp_p
         {"model_id": "smollm2-135m-instruct", "var_text": "x", "var_kind": "k"},
     )
     assert "not in the model store" in response.context["templated"]["problem"]
+
+
+def test_version_prompt_fixed_after_creation(admin_client, version):
+    other = Prompt.objects.create(name="other")
+    url = reverse("admin:django_offload_promptversion_change", args=[version.pk])
+    response = admin_client.post(url, form_data(other, template="T {{ a }}"))
+    assert response.status_code == 302
+    version.refresh_from_db()
+    assert version.prompt_id != other.pk
+    assert version.template == "T {{ a }}"
+
+
+def test_demo_prompt_versions_pass_form():
+    # The demo migration's prompt versions must pass the same validation as
+    # a version saved in the admin.
+    import importlib
+    import json
+
+    from django.apps import apps
+
+    from django_offload.admin import PromptVersionForm
+
+    migration = importlib.import_module(
+        "demo_project.notes.migrations.0002_demo_prompts"
+    )
+    migration.create_prompts(apps, None)
+    versions = list(PromptVersion.objects.select_related("prompt"))
+    assert len(versions) == len(migration.PROMPTS)
+    for version in versions:
+        data = {}
+        for name in PromptVersionForm._meta.fields:
+            value = getattr(version, name)
+            if name == "prompt":
+                value = version.prompt_id
+            elif isinstance(value, list | dict):
+                value = json.dumps(value)
+            data[name] = "" if value is None else value
+        form = PromptVersionForm(data=data, instance=version)
+        assert form.is_valid(), (version.prompt.name, form.errors)

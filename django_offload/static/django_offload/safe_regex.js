@@ -10,8 +10,11 @@
  * @module safe_regex
  */
 
+/** Longest accepted pattern, in code points. */
 export const MAX_PATTERN_CHARS = 200;
+/** Largest n or m in a `{n,m}` quantifier. */
 export const MAX_REPEAT = 100;
+/** Largest compiled program, in steps; bounds the work per input character. */
 export const MAX_PROGRAM = 1000;
 
 const DIGIT = [[48, 57]];
