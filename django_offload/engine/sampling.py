@@ -60,6 +60,42 @@ def greedy(logits: np.ndarray) -> int:
     return int(np.argmax(logits))
 
 
+def _nucleus(
+    logits: np.ndarray, temperature: float, top_k: int, top_p: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Returns the scaled logits, the kept values sorted highest first, and the
+    # renormalised probabilities of the nucleus in that order. Only values are
+    # sorted, which is much faster than a stable sort of indices over the whole
+    # vocabulary; _top_indices recovers the few indices that are needed.
+    if temperature <= 0:
+        raise ValueError(
+            f"temperature must be greater than 0 for sampling, got {temperature!r}."
+        )
+    scaled = np.asarray(logits, dtype=np.float64).reshape(-1) / temperature
+    ranked = np.sort(scaled)[::-1]
+    if np.isnan(ranked[0]):
+        raise ValueError("logits contain NaN; the model output is invalid.")
+    if 0 < top_k < len(ranked):
+        ranked = ranked[:top_k]
+
+    exps = np.exp(ranked - ranked[0])
+    probabilities = exps / np.cumsum(exps)[-1]
+
+    # Shortest prefix whose cumulative probability reaches top_p, at least one.
+    reached = np.flatnonzero(np.cumsum(probabilities) >= top_p)
+    size = int(reached[0]) + 1 if reached.size else len(ranked)
+    nucleus = probabilities[:size]
+    return scaled, ranked, nucleus / np.cumsum(nucleus)[-1]
+
+
+def _top_indices(scaled: np.ndarray, ranked: np.ndarray, count: int) -> np.ndarray:
+    # Indices of the `count` largest scaled logits, highest first, lower index
+    # first on ties.
+    candidates = np.flatnonzero(scaled >= ranked[count - 1])
+    order = np.lexsort((candidates, -scaled[candidates]))
+    return candidates[order][:count]
+
+
 def sampling_distribution(
     logits: np.ndarray, temperature: float, top_k: int, top_p: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -69,29 +105,8 @@ def sampling_distribution(
     Returns ``(indices, probabilities)`` sorted by probability, highest first,
     ties by lower index. ``temperature`` must be greater than 0.
     """
-    if temperature <= 0:
-        raise ValueError(
-            f"temperature must be greater than 0 for sampling, got {temperature!r}."
-        )
-    scaled = np.asarray(logits, dtype=np.float64).reshape(-1) / temperature
-
-    # A stable sort of the negated values orders by value descending and keeps
-    # equal values in index order, which is the tie rule for top-k and top-p.
-    order = np.argsort(-scaled, kind="stable")
-    if top_k > 0:
-        order = order[:top_k]
-    kept = scaled[order]
-
-    exps = np.exp(kept - kept[0])
-    probabilities = exps / np.cumsum(exps)[-1]
-
-    # Shortest prefix whose cumulative probability reaches top_p, at least one.
-    cumulative = np.cumsum(probabilities)
-    reached = np.flatnonzero(cumulative >= top_p)
-    size = int(reached[0]) + 1 if reached.size else len(order)
-    indices = order[:size]
-    nucleus = probabilities[:size]
-    return indices, nucleus / np.cumsum(nucleus)[-1]
+    scaled, ranked, probabilities = _nucleus(logits, temperature, top_k, top_p)
+    return _top_indices(scaled, ranked, len(probabilities)), probabilities
 
 
 def sample(
@@ -100,13 +115,12 @@ def sample(
     """
     Pick a token from ``logits`` with the uniform draw ``u`` in [0, 1).
     """
-    indices, probabilities = sampling_distribution(logits, temperature, top_k, top_p)
-    cumulative = np.cumsum(probabilities)
-    above = np.flatnonzero(cumulative > u)
+    scaled, ranked, probabilities = _nucleus(logits, temperature, top_k, top_p)
+    above = np.flatnonzero(np.cumsum(probabilities) > u)
     # Rounding can leave the last cumulative value just under a draw close to
     # 1; the last candidate is then the one the draw falls in.
-    position = int(above[0]) if above.size else len(indices) - 1
-    return int(indices[position])
+    position = int(above[0]) if above.size else len(probabilities) - 1
+    return int(_top_indices(scaled, ranked, position + 1)[position])
 
 
 class TokenSelector:

@@ -3,6 +3,7 @@ Generation loop tests on the tiny decoder, which needs no model store.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -265,3 +266,14 @@ def test_invalid_prompt_error_hides_text(tiny_model):
         tiny_model.generate(prompt, GenerationParams())
     assert "prompt[1]" in str(caught.value)
     assert "secret canary" not in str(caught.value)
+
+
+def test_concurrent_generations_independent(tiny_model):
+    params = [
+        GenerationParams(max_new_tokens=16, temperature=1.0, seed=seed)
+        for seed in range(8)
+    ]
+    expected = [tiny_model.generate("alpha", p).token_ids for p in params]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda p: tiny_model.generate("alpha", p), params))
+    assert [result.token_ids for result in results] == expected

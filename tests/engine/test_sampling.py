@@ -157,3 +157,54 @@ def test_selector_greedy_ignores_seed():
     logits = np.array([0.0, 4.0, 1.0])
     selector = TokenSelector(GenerationParams(temperature=0.0, seed=5, top_k=2))
     assert [selector(logits) for _ in range(5)] == [1] * 5
+
+
+def spec_sample(logits, temperature, top_k, top_p, u):
+    """
+    The sampling steps written out one by one, as a reference.
+    """
+    scaled = [float(value) / temperature for value in logits]
+    order = sorted(range(len(scaled)), key=lambda index: (-scaled[index], index))
+    if top_k > 0:
+        order = order[:top_k]
+    top = scaled[order[0]]
+    exps = [np.exp(scaled[index] - top) for index in order]
+    total = 0.0
+    for value in exps:
+        total += value
+    probabilities = [value / total for value in exps]
+    size, cumulative = len(order), 0.0
+    for position, probability in enumerate(probabilities):
+        cumulative += probability
+        if cumulative >= top_p:
+            size = position + 1
+            break
+    kept = probabilities[:size]
+    kept_total = 0.0
+    for value in kept:
+        kept_total += value
+    cumulative = 0.0
+    for position, probability in enumerate(kept):
+        cumulative += probability / kept_total
+        if cumulative > u:
+            return order[position]
+    return order[size - 1]
+
+
+def test_sample_matches_written_out_steps():
+    generator = np.random.default_rng(5)
+    for _ in range(150):
+        logits = (generator.standard_normal(300) * 4).astype(np.float32)
+        logits[generator.integers(0, 300, 20)] = logits[7]
+        temperature = float(generator.uniform(0.1, 2.0))
+        top_k = int(generator.choice([0, 1, 5, 50]))
+        top_p = float(generator.choice([1.0, 0.9, 0.5]))
+        u = float(generator.random())
+        expected = spec_sample(logits, temperature, top_k, top_p, u)
+        assert sample(logits, temperature, top_k, top_p, u) == expected
+
+
+def test_sample_rejects_nan_logits():
+    logits = np.array([0.0, np.nan, 1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        sample(logits, 1.0, 0, 1.0, 0.5)

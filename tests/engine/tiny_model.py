@@ -55,6 +55,7 @@ def _graph() -> onnx.ModelProto:
             "past_key_values.0.value", TensorProto.FLOAT, past_shape
         ),
     ]
+
     present_shape = [1, 1, "present", HEAD_DIM]
     outputs = [
         helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, "seq", size]),
@@ -65,6 +66,7 @@ def _graph() -> onnx.ModelProto:
             "present.0.value", TensorProto.FLOAT, present_shape
         ),
     ]
+
     constants = [
         helper.make_tensor("one", TensorProto.INT64, [], [1]),
         helper.make_tensor("size", TensorProto.INT64, [], [size]),
@@ -72,6 +74,7 @@ def _graph() -> onnx.ModelProto:
         helper.make_tensor("on_off", TensorProto.FLOAT, [2], [0.0, 2.0]),
         helper.make_tensor("cache_axes", TensorProto.INT64, [2], [1, 3]),
     ]
+
     nodes = [
         helper.make_node("Add", ["input_ids", "one"], ["plus_one"]),
         helper.make_node("Mod", ["plus_one", "size"], ["next_ids"]),
@@ -90,6 +93,7 @@ def _graph() -> onnx.ModelProto:
             axis=2,
         ),
     ]
+
     graph = helper.make_graph(nodes, "tiny_decoder", inputs, outputs, constants)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
