@@ -39,6 +39,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_offload.middleware.CrossOriginIsolationMiddleware",
 ]
 
 ROOT_URLCONF = "demo_project.urls"
@@ -93,6 +94,12 @@ OFFLOAD = {
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-offload API",
+    "DESCRIPTION": "Metrics, task status and model manifests of django-offload.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 LOGIN_URL = "/accounts/login/"

@@ -1,3 +1,5 @@
+import mimetypes
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -9,3 +11,8 @@ class OffloadConfig(AppConfig):
 
     def ready(self) -> None:
         from django_offload import checks  # noqa: F401  (registers the checks)
+
+        # Browsers reject ES modules and WebAssembly served with other types,
+        # and some systems' mime.types know neither extension.
+        mimetypes.add_type("text/javascript", ".mjs")
+        mimetypes.add_type("application/wasm", ".wasm")

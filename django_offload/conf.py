@@ -36,10 +36,58 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_FALLBACK": "server",
     # Admin aggregates hide groups with fewer distinct devices than this.
     "MIN_GROUP_DEVICES": 5,
+    # Seconds a waiting request (decorator or offload()) waits for a device's
+    # result, counted from task creation, before the fallback runs (float).
+    "TASK_TIMEOUT": 120.0,
+    # Seconds between the waiting side's re-checks of the task row; a dropped
+    # channel message delays a result by at most this much (float).
+    "POLL_INTERVAL": 1.0,
+    # Seconds between device heartbeats (float). A device silent for three
+    # intervals is not offered new tasks.
+    "HEARTBEAT_INTERVAL": 20.0,
     # Server-side engine: intra-op threads (0 lets onnxruntime choose).
     "ENGINE_THREADS": 0,
     # Variant the server engine prefers for each model, by model id.
     "SERVER_VARIANTS": {},
+    # Browser runtime (str): id of the model that the page's runtime.engine()
+    # loads when called without a model id.
+    "DEFAULT_MODEL": "smollm2-135m-instruct",
+    # Browser runtime (str or None): path of the WebSocket route, relative to
+    # the site root; the page picks ws: or wss: from location.protocol.
+    # None leaves the page without a socket connection.
+    "SOCKET_PATH": "ws/offload/",
+    # Browser runtime (str): localStorage key that remembers the user's
+    # consent to run models on the device.
+    "CONSENT_STORAGE_KEY": "offload:consent",
+    # Browser runtime (str): level of the page's logger, one of "debug",
+    # "info", "warn", "error", "silent".
+    "LOG_LEVEL": "warn",
+    # Device fit (int): most WASM threads given to an engine; the device's
+    # hardwareConcurrency lowers it, and 1 is used without cross-origin
+    # isolation.
+    "DEVICE_MAX_THREADS": 4,
+    # Device fit (float, 0 < x <= 1): share of the reported device memory
+    # that one model variant may need at its peak (its memory_bytes).
+    "DEVICE_MEMORY_FRACTION": 0.5,
+    # Device fit (float, GiB): device memory assumed when the browser
+    # reports none (navigator.deviceMemory exists in Chromium only).
+    "UNKNOWN_DEVICE_MEMORY_GIB": 4.0,
+    # Cross-origin isolation middleware (list of str): URL path prefixes that
+    # get COOP and COEP headers, such as ["/"] or ["/notes/"].
+    "ISOLATION_PATHS": ["/"],
+    # Cross-origin isolation middleware (str): Cross-Origin-Embedder-Policy
+    # value, "require-corp" or "credentialless".
+    "ISOLATION_COEP": "require-corp",
+    # Request rates of the REST API per throttle scope, as DRF rate strings
+    # ("<count>/<second|minute|hour|day>"), applied per user or client IP.
+    # A rate for the same scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    # takes precedence.
+    "API_THROTTLE_RATES": {
+        "offload_metrics": "60/minute",
+        "offload_tasks": "120/minute",
+        "offload_models": "60/minute",
+        "offload_schema": "30/minute",
+    },
 }
 
 

@@ -9,10 +9,20 @@ is ever stored. A task's output is stored only when its view asked for it
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+# Fields of a prompt version that may change after a task used it.
+VERSION_MUTABLE_FIELDS = frozenset({"is_active"})
+
+
+class VersionInUseError(ValueError):
+    """
+    Raised when saving changes to a prompt version that tasks already used.
+    """
 
 
 class Prompt(models.Model):
@@ -83,6 +93,45 @@ class PromptVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prompt.name} v{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """
+        Save the version; raise VersionInUseError when a task used it and a
+        field other than ``is_active`` changed.
+        """
+        if self.is_used():
+            changed = [
+                name
+                for name in self.changed_fields()
+                if name not in VERSION_MUTABLE_FIELDS
+            ]
+            if changed:
+                raise VersionInUseError(
+                    f"Prompt version {self.pk} is used by tasks, so {changed!r} "
+                    "cannot change; create a new version instead."
+                )
+        super().save(*args, **kwargs)
+
+    def is_used(self) -> bool:
+        """
+        Return whether any task refers to this version.
+        """
+        return self.pk is not None and self.tasks.exists()
+
+    def changed_fields(self) -> list[str]:
+        """
+        Return the names of fields whose values differ from the stored row.
+        """
+        if self.pk is None:
+            return []
+        stored = type(self).objects.filter(pk=self.pk).values().first()
+        if stored is None:
+            return []
+        return [
+            field.name
+            for field in self._meta.concrete_fields
+            if stored[field.attname] != getattr(self, field.attname)
+        ]
 
 
 class Device(models.Model):

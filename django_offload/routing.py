@@ -2,4 +2,10 @@
 WebSocket routes of django_offload, for the project's ``URLRouter``.
 """
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from django_offload.consumers import OffloadConsumer
+
+websocket_urlpatterns = [
+    path("ws/offload/", OffloadConsumer.as_asgi(), name="offload-socket"),
+]
