@@ -246,3 +246,12 @@ def test_gate_command_unknown_variant(tmp_path):
     make_model(tmp_path)
     with pytest.raises(CommandError, match="no variant 'q9'"):
         run("--store", str(tmp_path), "gate", "tiny-model", "--variant", "q9")
+
+
+def test_model_cache_removes_other_sources(tmp_path):
+    old = build.model_cache(tmp_path, "tiny-model", "a" * 64)
+    (old / "checkpoint").mkdir()
+    current = build.model_cache(tmp_path, "tiny-model", "b" * 64)
+    assert current.is_dir()
+    assert not old.exists()
+    assert build.model_cache(tmp_path, "tiny-model", "b" * 64) == current
