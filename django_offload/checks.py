@@ -5,6 +5,7 @@ System checks for django_offload. Every ID is listed in docs/checks.md.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -46,42 +47,42 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[Error
     return []
 
 
+def _model_store_state() -> tuple[Path | None, str | None, list[dict[str, Any]]]:
+    """
+    Resolve and read the model store: return its path, an error message (the
+    setting cannot be resolved, the path is not a readable folder, or it
+    cannot be listed) and the valid manifests. A missing store is no error.
+
+    Raises ManifestError for an invalid manifest.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offload.conf import offload_settings
+    from django_offload.modelstore import list_models
+
+    try:
+        store = offload_settings.model_store
+    except ImproperlyConfigured as exc:
+        return None, str(exc), []
+    if not store.exists():
+        return store, None, []
+    if not store.is_dir() or not os.access(store, os.R_OK | os.X_OK):
+        return store, f"{str(store)!r} is not a readable folder", []
+    try:
+        return store, None, list_models(store)
+    except OSError as exc:
+        return store, f"{str(store)!r} cannot be read: {exc}", []
+
+
 @register(Tags.compatibility)
 def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """
     Check that the model store exists, is readable and holds a servable model.
     """
-    from django.core.exceptions import ImproperlyConfigured
+    from django_offload.modelstore import ManifestError
 
-    from django_offload.conf import offload_settings
-    from django_offload.modelstore import ManifestError, list_models
-
-    build_hint = "Run `manage.py offload_models build`, or set "
     try:
-        store = offload_settings.model_store
-    except ImproperlyConfigured as exc:
-        return [Error(str(exc), id="django_offload.E003")]
-    if not store.exists():
-        return [
-            Warning(
-                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) does not "
-                "exist, so no model can run on devices or on the server.",
-                hint=build_hint + "OFFLOAD['MODEL_STORE'] to a built store.",
-                id="django_offload.W003",
-            )
-        ]
-    if not store.is_dir() or not os.access(store, os.R_OK | os.X_OK):
-        return [
-            Error(
-                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) is not a "
-                "readable folder.",
-                hint="Point OFFLOAD['MODEL_STORE'] at a folder this process can "
-                "read, then run `manage.py offload_models build`.",
-                id="django_offload.E003",
-            )
-        ]
-    try:
-        manifests = list_models(store)
+        store, problem, manifests = _model_store_state()
     except ManifestError as exc:
         return [
             Error(
@@ -91,14 +92,23 @@ def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
                 id="django_offload.E004",
             )
         ]
-    except OSError as exc:
+    if problem is not None:
         return [
             Error(
-                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) cannot "
-                f"be read: {exc}",
-                hint="Fix the folder's permissions, then run "
-                "`manage.py offload_models verify`.",
+                f"The model store (OFFLOAD['MODEL_STORE']) is unusable: {problem}.",
+                hint="Point OFFLOAD['MODEL_STORE'] at a folder this process can "
+                "read, then run `manage.py offload_models build`.",
                 id="django_offload.E003",
+            )
+        ]
+    if not store.exists():
+        return [
+            Warning(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) does not "
+                "exist, so no model can run on devices or on the server.",
+                hint="Run `manage.py offload_models build`, or set "
+                "OFFLOAD['MODEL_STORE'] to a built store.",
+                id="django_offload.W003",
             )
         ]
     servable = [
@@ -111,8 +121,9 @@ def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             Warning(
                 f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) has no "
                 "servable model variant, so every task falls back.",
-                hint=build_hint + "run `manage.py offload_models list` to see "
-                "which variants failed the quality gate.",
+                hint="Run `manage.py offload_models build`, then "
+                "`manage.py offload_models list` to see which variants failed "
+                "the quality gate.",
                 id="django_offload.W004",
             )
         ]

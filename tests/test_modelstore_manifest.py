@@ -123,3 +123,7 @@ def test_modelstore_imports_without_torch():
         "sys.exit(1 if 'torch' in sys.modules or 'optimum' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_list_models_missing_store_is_empty(tmp_path):
+    assert list_models(tmp_path / "absent") == []

@@ -229,3 +229,29 @@ def test_build_while_locked_raises(tmp_path):
     with build.build_lock(tmp_path):
         with pytest.raises(CommandError, match="Another build or import"):
             run("--store", str(tmp_path), "build", "--model", "all-minilm-l6-v2")
+
+
+@pytest.mark.models
+def test_gate_command_stores_results(tmp_path):
+    source = built_model_dir("all-minilm-l6-v2")
+    model_dir = copy_model(source, tmp_path / "all-minilm-l6-v2", ["fp32", "int8"])
+    output = run("--store", str(tmp_path), "gate", "all-minilm-l6-v2")
+    assert "int8 against fp32" in output
+    manifest = load_manifest(model_dir)
+    assert manifest["variants"]["int8"]["quality"]["min_cosine"] >= 0.98
+    assert manifest["variants"]["int8"]["servable"] is True
+
+
+def test_gate_command_unknown_variant(tmp_path):
+    make_model(tmp_path)
+    with pytest.raises(CommandError, match="no variant 'q9'"):
+        run("--store", str(tmp_path), "gate", "tiny-model", "--variant", "q9")
+
+
+def test_model_cache_removes_other_sources(tmp_path):
+    old = build.model_cache(tmp_path, "tiny-model", "a" * 64)
+    (old / "checkpoint").mkdir()
+    current = build.model_cache(tmp_path, "tiny-model", "b" * 64)
+    assert current.is_dir()
+    assert not old.exists()
+    assert build.model_cache(tmp_path, "tiny-model", "b" * 64) == current

@@ -45,9 +45,12 @@ def list_models(store: Path | str | None = None) -> list[dict[str, Any]]:
     Return the validated manifests of every model in the store, sorted by id.
 
     Folders without a manifest.json (and hidden folders such as ``.cache``)
-    are skipped; an invalid manifest raises ManifestError.
+    are skipped, and a store folder that does not exist gives an empty list.
+    An invalid manifest raises ManifestError.
     """
     root = store_path(store)
+    if not root.exists():
+        return []
     manifests = []
     for child in sorted(root.iterdir()):
         if child.name.startswith(".") or not child.is_dir():

@@ -138,7 +138,9 @@ def variant_record(
         "servable": False,
     }
     if reference:
-        record["quality"] = {"passed": True, "reference": True, "agreement": 1.0}
+        # The gate replaces this record; until then the reference is servable
+        # because it is what the other variants are measured against.
+        record["quality"] = {"passed": True, "reference": True}
         record["servable"] = True
     return record
 
@@ -155,6 +157,23 @@ def swap_into_store(staging: Path, model_dir: Path) -> None:
     staging.rename(model_dir)
     if old.exists():
         shutil.rmtree(old)
+
+
+def model_cache(store: Path, model_id: str, source_sha256: str) -> Path:
+    """
+    Return the build cache folder of one model's source, created if missing.
+
+    Cache folders left by other sources of the same model are removed, so an
+    updated source package does not leave its old checkpoint behind.
+    """
+    parent = cache_root(store) / model_id
+    cache = parent / source_sha256[:16]
+    if parent.is_dir():
+        for stale in parent.iterdir():
+            if stale.is_dir() and stale.name != cache.name:
+                shutil.rmtree(stale)
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
 
 
 def fresh_staging(store: Path, model_id: str) -> Path:
@@ -200,8 +219,7 @@ def build_smollm2(
         return False
 
     started = time.monotonic()
-    cache = cache_root(store) / smollm2.MODEL_ID / source_sha256[:16]
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = model_cache(store, smollm2.MODEL_ID, source_sha256)
     staging = fresh_staging(store, smollm2.MODEL_ID)
     fp32_path = smollm2.export_fp32(source.path, staging, cache, log)
     fields = smollm2.read_gguf_fields(source.path)
@@ -287,8 +305,7 @@ def build_minilm(store: Path, *, force: bool = False, log: Log = print) -> bool:
         return False
 
     started = time.monotonic()
-    cache = cache_root(store) / minilm.MODEL_ID / source_sha256[:16]
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = model_cache(store, minilm.MODEL_ID, source_sha256)
     staging = fresh_staging(store, minilm.MODEL_ID)
     export_check = minilm.build_files(source.path, staging, cache, log)
 

