@@ -255,7 +255,8 @@ def run_browser(args, base_url: str, config: dict) -> dict:
 
 NATIVE_SCRIPT = """
 import json, resource, statistics, sys
-sys.path.insert(0, sys.argv[1])
+# Appended, so a django_offload on PYTHONPATH is found first.
+sys.path.append(sys.argv[1])
 from django_offload.engine import GenerationParams, TextModel
 model_dir, variant, threads, runs, new_tokens = sys.argv[2:7]
 messages = json.loads(sys.stdin.read())
@@ -295,6 +296,7 @@ def run_native(args, variant: str, threads: int) -> dict:
             str(args.new_tokens),
         ],
         input=json.dumps(MESSAGES),
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=CONFIG_TIMEOUT_S,
