@@ -3,11 +3,12 @@ Run the device engine in headless Chromium on both backends and compare.
 
 The page in ``tests/pages`` creates the engine in the page itself from the
 static files and the model store, served by a small HTTP server on
-127.0.0.1. WASM must produce the greedy reference tokens. WebGPU, where
-Chromium offers an adapter (here only SwiftShader, a software renderer that
-is slow but computes the same numbers), must produce the same tokens with
-the KV cache kept in GPU buffers; where it offers none, creating the engine
-must raise ``BackendUnavailableError`` so the runtime can retry on WASM.
+127.0.0.1. WASM must produce the greedy reference tokens. Where Chromium
+offers a WebGPU adapter, WebGPU must produce the same tokens with the KV
+cache kept in GPU buffers. Headless Chromium here offers only SwiftShader, a
+software renderer that is slow but computes the same numbers. Where it
+offers no adapter, creating the engine must raise ``BackendUnavailableError``
+so that the runtime can retry on WASM.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ async function loadOrt(ortUrls, threads) {
   let pending = ortModules.get(ortUrls.module);
   if (!pending) {
     pending = import(ortUrls.module).then((ort) => {
-      // Without cross-origin isolation there is no SharedArrayBuffer, and
-      // ONNX Runtime would quietly run one thread while `threads` said more.
+      // Without cross-origin isolation there is no SharedArrayBuffer, so
+      // ONNX Runtime would run one thread while `threads` reported more.
       const isolated = globalThis.crossOriginIsolated !== false;
       ort.env.wasm.numThreads = isolated ? threads : 1;
       ort.env.wasm.wasmPaths = { mjs: ortUrls.mjs, wasm: ortUrls.wasm };
@@ -420,8 +420,8 @@ export class Engine {
     // Text held back as a possible incomplete character or stop string start.
     if (!filter.stopped) {
       emit(filter.push(decoder.flush()));
-      if (filter.stopped) finishReason = "stop";
-      else emit(filter.flush());
+      if (!filter.stopped) emit(filter.flush());
+      else if (finishReason === "length") finishReason = "stop";
     }
     return this.generationResult({ prompt, tokenIds, filter, finishReason, timings, selector });
   }
