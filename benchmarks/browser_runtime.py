@@ -255,7 +255,8 @@ def run_browser(args, base_url: str, config: dict) -> dict:
 
 NATIVE_SCRIPT = """
 import json, resource, statistics, sys
-sys.path.insert(0, sys.argv[1])
+# Appended, so a django_offload on PYTHONPATH is found first.
+sys.path.append(sys.argv[1])
 from django_offload.engine import GenerationParams, TextModel
 model_dir, variant, threads, runs, new_tokens = sys.argv[2:7]
 messages = json.loads(sys.stdin.read())
@@ -295,6 +296,7 @@ def run_native(args, variant: str, threads: int) -> dict:
             str(args.new_tokens),
         ],
         input=json.dumps(MESSAGES),
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=CONFIG_TIMEOUT_S,
@@ -384,15 +386,17 @@ def table(rows: list[dict]) -> str:
     """
     lines = [
         "| engine | variant | setting | decode tok/s | TTFT ms | session ms "
-        "| peak MB | ours/tjs | ours/native |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| peak MB | ours/tjs | ours/native | same ids |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     by_key = {(r["runner"], r["variant"], r["setting"]): r for r in rows}
+    # Greedy decoding of the same weights must give the same tokens everywhere.
+    first_ids = next((r["token_ids"] for r in rows if "token_ids" in r), None)
     for row in rows:
         if "error" in row:
             lines.append(
                 f"| {row['runner']} | {row['variant']} | {row['setting']} "
-                f"| failed: {row['error']} | | | | | |"
+                f"| failed: {row['error']} | | | | | | |"
             )
             continue
         versus_tjs = versus_native = ""
@@ -406,7 +410,8 @@ def table(rows: list[dict]) -> str:
             f"| {row['runner']} | {row['variant']} | {row['setting']} "
             f"| {row['decode_tok_s']:.1f} | {row['ttft_ms']:.0f} "
             f"| {row['session_ms']:.0f} | {row['peak_memory_mb']:.0f} "
-            f"| {versus_tjs} | {versus_native} |"
+            f"| {versus_tjs} | {versus_native} "
+            f"| {'yes' if row['token_ids'] == first_ids else 'no'} |"
         )
     return "\n".join(lines)
 
@@ -416,6 +421,7 @@ def main() -> None:
     manifest = json.loads((args.store / MODEL_ID / "manifest.json").read_text())
     variants = [v for v in args.variants if v in manifest["variants"]]
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="offload-tjs-") as temporary:
         tjs_dir = args.tjs_dir
         if tjs_dir is None and "tjs" in args.runners:
@@ -426,7 +432,8 @@ def main() -> None:
         f"\n{platform.machine()}, {os.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB; "
         f"{args.runs} runs of {args.new_tokens} tokens; "
-        f"took {time.monotonic() - started:.0f} s"
+        f"took {time.monotonic() - started:.0f} s; 1-minute load average "
+        f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")

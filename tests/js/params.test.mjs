@@ -119,7 +119,7 @@ test("texts_invalid_named", () => {
   assert.throws(() => validateTexts(["a", 2]), /texts\[1\] must be a string, got number\./);
 });
 
-/** A minimal manifest in the store's format. */
+/** Returns a minimal manifest in the store's format. */
 function manifest() {
   return {
     id: "tiny",
@@ -131,7 +131,7 @@ function manifest() {
   };
 }
 
-/** Valid create options, with `changes` applied. */
+/** Returns valid create options, with `changes` applied. */
 function createOptions(changes = {}) {
   return {
     manifest: manifest(),

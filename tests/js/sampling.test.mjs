@@ -40,7 +40,9 @@ test("mulberry32_invalid_seed_rejected", () => {
 
 test("random_seed_is_uint32", () => {
   const seed = randomSeed();
-  assert.ok(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32, String(seed));
+  assert.ok(Number.isInteger(seed), String(seed));
+  assert.ok(seed >= 0, String(seed));
+  assert.ok(seed < 2 ** 32, String(seed));
 });
 
 test("distribution_matches_vectors", () => {

@@ -118,8 +118,8 @@ export class EngineHost {
   }
 
   /**
-   * Handles one incoming message: answers invalid ones at once, aborts on
-   * "abort", and queues every other request.
+   * Handles one incoming message. An invalid one gets an error reply at
+   * once, "abort" aborts its target, and every other request is queued.
    * @param {unknown} message
    */
   receive(message) {

@@ -54,8 +54,8 @@ const ortModules = new Map();
  * files and thread count, once per module.
  *
  * ONNX Runtime reads `numThreads` when it creates its first session, so a
- * later call with another count keeps the first one; the engine reports the
- * count in force.
+ * later call with another count keeps the first one. A page that is not
+ * cross-origin isolated gets one thread. The engine reports the count in force.
  * @param {{module: string, mjs: string, wasm: string}} ortUrls
  * @param {number} threads
  * @returns {Promise<object>} The `ort` namespace.
@@ -64,7 +64,10 @@ async function loadOrt(ortUrls, threads) {
   let pending = ortModules.get(ortUrls.module);
   if (!pending) {
     pending = import(ortUrls.module).then((ort) => {
-      ort.env.wasm.numThreads = threads;
+      // Without cross-origin isolation there is no SharedArrayBuffer, so
+      // ONNX Runtime would run one thread while `threads` reported more.
+      const isolated = globalThis.crossOriginIsolated !== false;
+      ort.env.wasm.numThreads = isolated ? threads : 1;
       ort.env.wasm.wasmPaths = { mjs: ortUrls.mjs, wasm: ortUrls.wasm };
       // The engine runs in a worker already, and a proxy would transfer
       // (detach) the input buffers the engine still reads.
@@ -417,8 +420,8 @@ export class Engine {
     // Text held back as a possible incomplete character or stop string start.
     if (!filter.stopped) {
       emit(filter.push(decoder.flush()));
-      if (filter.stopped) finishReason = "stop";
-      else emit(filter.flush());
+      if (!filter.stopped) emit(filter.flush());
+      else if (finishReason === "length") finishReason = "stop";
     }
     return this.generationResult({ prompt, tokenIds, filter, finishReason, timings, selector });
   }

@@ -5,8 +5,8 @@
  * The steps and the order of every sum match the server engine
  * (`django_offload/engine/sampling.py`), so one seed picks the same tokens in
  * Python and JavaScript. Sums run in a plain loop in float64, as numpy's
- * `cumsum` does; the only difference left is that `Math.exp` and numpy's `exp`
- * may round one unit in the last place apart, which can change a pick only
+ * `cumsum` does. The only difference left is that `Math.exp` and numpy's `exp`
+ * may round one unit in the last place apart. That can change a pick only
  * when a draw or `topP` lies within about 1e-15 of a boundary.
  * @module sampling
  */
@@ -243,7 +243,7 @@ export function sample(logits, temperature, topK, topP, u) {
 }
 
 /**
- * Chooses each next token of one generation and holds its generator state.
+ * Chooses each next token of one generation and keeps its generator state.
  */
 export class TokenSelector {
   /**

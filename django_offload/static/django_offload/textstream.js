@@ -5,7 +5,7 @@
  * @module textstream
  */
 
-// What a byte-level decoder puts where a UTF-8 sequence is still incomplete.
+// The character a byte-level decoder writes for an incomplete UTF-8 sequence.
 const REPLACEMENT = "\ufffd";
 
 /**
