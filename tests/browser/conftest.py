@@ -4,6 +4,7 @@ Fixtures of the browser tests: a model store, a Daphne server on a free
 context whose every request is routed and checked to stay on 127.0.0.1.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -112,18 +113,17 @@ def wait_for_server(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"daphne did not answer {url} in {SERVER_START_SECONDS} s")
 
 
-@pytest.fixture(scope="session")
-def live_server_url(model_store, tmp_path_factory):
+@contextlib.contextmanager
+def run_server(store: Path, workdir: Path):
     """
-    Start Daphne on a free port with a temporary SQLite database and stop it
-    after the session.
+    Run Daphne with the demo project on a free 127.0.0.1 port, serving
+    ``store``, with a new SQLite database in ``workdir``; yield its URL.
     """
-    workdir = tmp_path_factory.mktemp("server")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
         "DEMO_SQLITE_PATH": str(workdir / "db.sqlite3"),
-        "OFFLOAD_MODEL_STORE": str(model_store),
+        "OFFLOAD_MODEL_STORE": str(store),
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
@@ -134,27 +134,33 @@ def live_server_url(model_store, tmp_path_factory):
         timeout=120,
     )
     port = free_port()
-    log = (workdir / "daphne.log").open("w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent))
-    process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "demo_project.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(url + "/offload/manifest/", process)
-        yield url
-    finally:
-        process.terminate()
+    command = [daphne, "-b", "127.0.0.1", "-p", str(port)]
+    command.append("demo_project.asgi:application")
+    with (workdir / "daphne.log").open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+            wait_for_server(url + "/offload/manifest/", process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(model_store, tmp_path_factory):
+    """
+    The URL of a Daphne server that runs for the whole test session.
+    """
+    with run_server(model_store, tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
