@@ -179,6 +179,29 @@ def test_model_file_head(client, store):
     response = client.head(FILE_URL)
     assert response.status_code == 200
     assert response["Content-Length"] == str(len(WEIGHTS))
+    assert response["ETag"] == f'"{sha256(WEIGHTS)}"'
+    assert response.content == b""
+
+
+def test_model_file_head_range(client, store):
+    response = client.head(FILE_URL, HTTP_RANGE="bytes=100-199")
+    assert response.status_code == 206
+    assert response["Content-Range"] == "bytes 100-199/3072"
+    assert response["Content-Length"] == "100"
+    assert response.content == b""
+
+
+def test_model_file_empty(client, tmp_path):
+    model_dir = write_store(tmp_path)
+    (model_dir / "empty.bin").write_bytes(b"")
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["files"]["empty.bin"] = {"bytes": 0, "sha256": sha256(b"")}
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    with override_settings(OFFLOAD={"MODEL_STORE": str(tmp_path)}):
+        response = client.get(f"/offload/models/{MODEL_ID}/empty.bin")
+    assert response.status_code == 200
+    assert response["Content-Length"] == "0"
+    assert b"".join(response.streaming_content) == b""
 
 
 def test_model_file_post_rejected(client, store):
