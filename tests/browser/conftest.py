@@ -32,6 +32,7 @@ CHROMIUM_ARGS = [
 SOURCE_STORE = Path(os.environ.get("OFFLOAD_MODEL_STORE", "/work/store"))
 SERVER_START_SECONDS = 60
 BROKEN_MODEL = "broken-model"
+GPU_ONLY_MODEL = "gpu-only-model"
 # Recorded in the page before any script runs: every offload:* event.
 RECORD_EVENTS = """
 window.offloadEvents = [];
@@ -61,28 +62,56 @@ def write_broken_model(store: Path) -> None:
     model_dir.mkdir()
     tokenizer = b'{"model": {"type": "BPE"}}'
     (model_dir / "tokenizer.json").write_bytes(tokenizer)
+    missing = {"bytes": 1000, "sha256": "0" * 64}
     manifest = {
         "format": 1,
         "id": BROKEN_MODEL,
         "task": "feature-extraction",
+        "architecture": "bert",
+        "context_length": 128,
+        "license": "Apache-2.0",
+        "source": {
+            "package": "none",
+            "version": "0",
+            "file": "none",
+            "sha256": "1" * 64,
+        },
+        "config": {"hidden_size": 8, "max_length": 128},
         "files": {
             "tokenizer.json": {
                 "bytes": len(tokenizer),
                 "sha256": hashlib.sha256(tokenizer).hexdigest(),
-            }
+            },
+            "onnx/missing.onnx": missing,
         },
         "variants": {
             "fp32": {
                 "file": "onnx/missing.onnx",
                 "dtype": "fp32",
-                "bytes": 1000,
-                "sha256": "0" * 64,
+                **missing,
                 "memory_bytes": 1_000_000,
+                "reference": True,
                 "backends": ["wasm"],
+                "quality": {"passed": True},
                 "servable": True,
             }
         },
     }
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def write_gpu_only_model(store: Path) -> None:
+    """
+    Write a model whose only variant needs WebGPU, which headless Chromium
+    lacks (or has only as a fallback adapter), so no device here fits it.
+    """
+    source = store / BROKEN_MODEL / "manifest.json"
+    manifest = json.loads(source.read_text())
+    manifest["id"] = GPU_ONLY_MODEL
+    manifest["variants"]["fp32"]["backends"] = ["webgpu"]
+    model_dir = store / GPU_ONLY_MODEL
+    model_dir.mkdir()
+    shutil.copy(store / BROKEN_MODEL / "tokenizer.json", model_dir)
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -97,6 +126,7 @@ def model_store(tmp_path_factory):
     for manifest in sorted(SOURCE_STORE.glob("*/manifest.json")):
         (store / manifest.parent.name).symlink_to(manifest.parent)
     write_broken_model(store)
+    write_gpu_only_model(store)
     return store
 
 

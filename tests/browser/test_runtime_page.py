@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.conftest import BROKEN_MODEL
+from tests.browser.conftest import BROKEN_MODEL, GPU_ONLY_MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -85,6 +85,31 @@ def test_consent_widget_asks_and_remembers_decline(browser_context, live_server_
     assert page.locator("#offload-consent").get_attribute("data-state") == "hidden"
     assert runtime_value(page, "runtime.consent") is False
     assert traffic.model_bytes() == 0
+
+
+def test_consent_widget_absent_when_nothing_fits(browser_context, live_server_url):
+    context, traffic = browser_context
+    page = context.new_page()
+    page.goto(page_url(live_server_url, GPU_ONLY_MODEL))
+    fit = runtime_value(page, "runtime.possibleFit()")
+    assert fit["variant"] is None
+    assert fit["reason"] == "no-backend"
+    assert page.locator("#offload-consent").count() == 0
+
+
+def test_opt_out_deletes_cached_models(browser_context, live_server_url):
+    context, traffic = browser_context
+    page = context.new_page()
+    page.goto(page_url(live_server_url))
+    accept(page)
+    wait_for_event(page, "offload:ready")
+    assert cached_urls(page) != []
+
+    page.locator(".offload-consent__opt-out").click()
+    page.wait_for_function("""async () => !(await caches.has("offload-models-v1"))""")
+    assert page.locator("#offload-consent").get_attribute("data-state") == "hidden"
+    assert page.evaluate("localStorage.getItem('offload:consent')") == "denied"
+    assert events(page, "offload:consent")[-1] == {"consent": False}
 
 
 def test_model_download_progress_then_cache(browser_context, live_server_url):
