@@ -37,7 +37,7 @@ GPU_ONLY_MODEL = "gpu-only-model"
 RECORD_EVENTS = """
 window.offloadEvents = [];
 for (const name of ["offload:consent", "offload:progress", "offload:ready",
-                    "offload:error"]) {
+                    "offload:error", "offload:leader"]) {
   document.addEventListener(name, (event) => {
     window.offloadEvents.push({ name, detail: event.detail });
   });

@@ -262,13 +262,10 @@ def test_tabs_elect_one_engine_leader(browser_context, live_server_url):
     assert runtime_value(second, "runtime.consent") is True
     assert runtime_value(second, "runtime.broker.elect()") is False
     assert second.locator("#offload-consent").get_attribute("data-state") == "ready"
+    assert events(first, "offload:leader") == [{"leader": True}]
+    assert events(second, "offload:leader") == []
 
     # The waiting tab takes over when the leader's tab closes.
     first.close()
-    second.wait_for_function(
-        """async () => {
-            const { runtimeReady } = await import("/static/django_offload/offload.js");
-            return (await runtimeReady).broker.leader;
-        }"""
-    )
+    wait_for_event(second, "offload:leader")
     assert runtime_value(second, "runtime.broker.leader") is True
