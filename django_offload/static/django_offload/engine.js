@@ -24,6 +24,11 @@ import { IncrementalDecoder, StopStringFilter } from "./textstream.js";
 // Texts embedded per model run; more are split into batches of this size.
 const EMBED_BATCH_SIZE = 16;
 
+// Prompt tokens per prefill run. The graph returns logits for every position
+// (256 x 49152 float32 values, 50 MB, for SmolLM2), so a long prompt runs in
+// chunks, as in the server engine, instead of holding them all at once.
+const PREFILL_CHUNK = 256;
+
 /**
  * Raised by `Engine.create` when the WebGPU execution provider cannot create
  * the session, so the caller can retry on WASM explicitly.
@@ -49,8 +54,8 @@ const ortModules = new Map();
  * files and thread count, once per module.
  *
  * ONNX Runtime reads `numThreads` when it creates its first session, so a
- * later call with another count keeps the first one; the engine reports the
- * count in force.
+ * later call with another count keeps the first one. A page that is not
+ * cross-origin isolated gets one thread. The engine reports the count in force.
  * @param {{module: string, mjs: string, wasm: string}} ortUrls
  * @param {number} threads
  * @returns {Promise<object>} The `ort` namespace.
@@ -59,7 +64,10 @@ async function loadOrt(ortUrls, threads) {
   let pending = ortModules.get(ortUrls.module);
   if (!pending) {
     pending = import(ortUrls.module).then((ort) => {
-      ort.env.wasm.numThreads = threads;
+      // Without cross-origin isolation there is no SharedArrayBuffer, and
+      // ONNX Runtime would quietly run one thread while `threads` said more.
+      const isolated = globalThis.crossOriginIsolated !== false;
+      ort.env.wasm.numThreads = isolated ? threads : 1;
       ort.env.wasm.wasmPaths = { mjs: ortUrls.mjs, wasm: ortUrls.wasm };
       // The engine runs in a worker already, and a proxy would transfer
       // (detach) the input buffers the engine still reads.
@@ -159,6 +167,7 @@ export class Engine {
     Object.assign(this, fields);
     this.busy = false;
     this.disposed = false;
+    this.prefillChunk = PREFILL_CHUNK;
   }
 
   /**
@@ -572,12 +581,26 @@ class KvCache {
   }
 
   /**
-   * Runs the model on `ids` after the cached positions and returns the logits
-   * of the last position.
+   * Runs the model on `ids` after the cached positions, in chunks of the
+   * engine's `prefillChunk`, and returns the logits of the last position.
    * @param {number[]} ids
    * @returns {Promise<Float32Array>}
    */
   async step(ids) {
+    const chunk = this.engine.prefillChunk;
+    let logits;
+    for (let start = 0; start < ids.length; start += chunk) {
+      logits = await this.run(ids.slice(start, start + chunk));
+    }
+    return logits;
+  }
+
+  /**
+   * Runs the model once on `ids` and returns the logits of the last position.
+   * @param {number[]} ids
+   * @returns {Promise<Float32Array>}
+   */
+  async run(ids) {
     const { Tensor } = this.ort;
     const total = this.length + ids.length;
     const feeds = {
