@@ -175,6 +175,8 @@ def list_models() -> list[dict[str, Any]]:
         return []
     manifests = []
     for model_dir in sorted(store.iterdir()):
+        if model_dir.name.startswith("."):
+            continue
         if not (model_dir / "manifest.json").is_file():
             continue
         try:

@@ -56,7 +56,7 @@ def free_port() -> int:
 def write_broken_model(store: Path) -> None:
     """
     Write a model whose manifest lists a weights file that is not on disk,
-    so the server answers 404 for it.
+    so the server returns 404 for it.
     """
     model_dir = store / BROKEN_MODEL
     model_dir.mkdir()

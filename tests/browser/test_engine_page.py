@@ -57,7 +57,7 @@ def test_page_greedy_ids_match_server(browser_context, live_server_url, server_r
     assert result["usage"]["promptTokens"] == server_result.prompt_tokens
     assert "".join(page_run["pieces"]) == result["text"]
 
-    # A second tab gets the same answer from the first tab's engine and
+    # A second tab gets the same token ids from the first tab's engine and
     # starts no worker of its own.
     second = context.new_page()
     second.goto(page_url(live_server_url, TEXT_MODEL))

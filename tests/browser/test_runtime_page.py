@@ -208,7 +208,7 @@ def test_missing_model_file_reports_404(browser_context, live_server_url):
     assert page.locator("#offload-consent").get_attribute("data-state") == "error"
 
 
-def test_html_page_in_place_of_model_is_not_cached(browser_context, live_server_url):
+def test_html_body_not_cached(browser_context, live_server_url):
     context, traffic = browser_context
     model = manifest_of(live_server_url)
     page = context.new_page()
