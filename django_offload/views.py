@@ -175,6 +175,8 @@ def list_models() -> list[dict[str, Any]]:
         return []
     manifests = []
     for model_dir in sorted(store.iterdir()):
+        if model_dir.name.startswith("."):
+            continue
         if not (model_dir / "manifest.json").is_file():
             continue
         try:
@@ -368,16 +370,20 @@ def model_file_view(
                 response[name] = value
             return response
 
-    if byte_range is None:
-        response = _ModelFileResponse(handle, content_type=_content_type(file_path))
-        response["Content-Length"] = str(size)
+    start, end = byte_range if byte_range else (0, size - 1)
+    if byte_range is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    status = 200 if byte_range is None else 206
+    content_type = _content_type(file_path)
+    if request.method == "HEAD":
+        # Daphne sends whatever body a HEAD response has, so send none.
+        handle.close()
+        response = HttpResponse(status=status, content_type=content_type)
     else:
-        start, end = byte_range
         reader = _RangeReader(handle, start, end - start + 1)
-        response = _ModelFileResponse(reader, content_type=_content_type(file_path))
-        response.status_code = 206
-        response["Content-Range"] = f"bytes {start}-{end}/{size}"
-        response["Content-Length"] = str(end - start + 1)
+        response = _ModelFileResponse(reader, content_type=content_type)
+        response.status_code = status
+    response["Content-Length"] = str(end - start + 1)
     for name, value in headers.items():
         response[name] = value
     return response

@@ -4,6 +4,7 @@ Fixtures of the browser tests: a model store, a Daphne server on a free
 context whose every request is routed and checked to stay on 127.0.0.1.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,11 +32,12 @@ CHROMIUM_ARGS = [
 SOURCE_STORE = Path(os.environ.get("OFFLOAD_MODEL_STORE", "/work/store"))
 SERVER_START_SECONDS = 60
 BROKEN_MODEL = "broken-model"
+GPU_ONLY_MODEL = "gpu-only-model"
 # Recorded in the page before any script runs: every offload:* event.
 RECORD_EVENTS = """
 window.offloadEvents = [];
 for (const name of ["offload:consent", "offload:progress", "offload:ready",
-                    "offload:error"]) {
+                    "offload:error", "offload:leader"]) {
   document.addEventListener(name, (event) => {
     window.offloadEvents.push({ name, detail: event.detail });
   });
@@ -54,34 +56,62 @@ def free_port() -> int:
 def write_broken_model(store: Path) -> None:
     """
     Write a model whose manifest lists a weights file that is not on disk,
-    so the server answers 404 for it.
+    so the server returns 404 for it.
     """
     model_dir = store / BROKEN_MODEL
     model_dir.mkdir()
     tokenizer = b'{"model": {"type": "BPE"}}'
     (model_dir / "tokenizer.json").write_bytes(tokenizer)
+    missing = {"bytes": 1000, "sha256": "0" * 64}
     manifest = {
         "format": 1,
         "id": BROKEN_MODEL,
         "task": "feature-extraction",
+        "architecture": "bert",
+        "context_length": 128,
+        "license": "Apache-2.0",
+        "source": {
+            "package": "none",
+            "version": "0",
+            "file": "none",
+            "sha256": "1" * 64,
+        },
+        "config": {"hidden_size": 8, "max_length": 128},
         "files": {
             "tokenizer.json": {
                 "bytes": len(tokenizer),
                 "sha256": hashlib.sha256(tokenizer).hexdigest(),
-            }
+            },
+            "onnx/missing.onnx": missing,
         },
         "variants": {
             "fp32": {
                 "file": "onnx/missing.onnx",
                 "dtype": "fp32",
-                "bytes": 1000,
-                "sha256": "0" * 64,
+                **missing,
                 "memory_bytes": 1_000_000,
+                "reference": True,
                 "backends": ["wasm"],
+                "quality": {"passed": True},
                 "servable": True,
             }
         },
     }
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def write_gpu_only_model(store: Path) -> None:
+    """
+    Write a model whose only variant needs WebGPU, which headless Chromium
+    lacks (or has only as a fallback adapter), so no device here fits it.
+    """
+    source = store / BROKEN_MODEL / "manifest.json"
+    manifest = json.loads(source.read_text())
+    manifest["id"] = GPU_ONLY_MODEL
+    manifest["variants"]["fp32"]["backends"] = ["webgpu"]
+    model_dir = store / GPU_ONLY_MODEL
+    model_dir.mkdir()
+    shutil.copy(store / BROKEN_MODEL / "tokenizer.json", model_dir)
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -96,6 +126,7 @@ def model_store(tmp_path_factory):
     for manifest in sorted(SOURCE_STORE.glob("*/manifest.json")):
         (store / manifest.parent.name).symlink_to(manifest.parent)
     write_broken_model(store)
+    write_gpu_only_model(store)
     return store
 
 
@@ -112,18 +143,17 @@ def wait_for_server(url: str, process: subprocess.Popen) -> None:
     raise RuntimeError(f"daphne did not answer {url} in {SERVER_START_SECONDS} s")
 
 
-@pytest.fixture(scope="session")
-def live_server_url(model_store, tmp_path_factory):
+@contextlib.contextmanager
+def run_server(store: Path, workdir: Path):
     """
-    Start Daphne on a free port with a temporary SQLite database and stop it
-    after the session.
+    Run Daphne with the demo project on a free 127.0.0.1 port, serving
+    ``store``, with a new SQLite database in ``workdir``; yield its URL.
     """
-    workdir = tmp_path_factory.mktemp("server")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.browser.settings",
         "DEMO_SQLITE_PATH": str(workdir / "db.sqlite3"),
-        "OFFLOAD_MODEL_STORE": str(model_store),
+        "OFFLOAD_MODEL_STORE": str(store),
         "PYTHONPATH": str(ROOT),
     }
     subprocess.run(
@@ -134,27 +164,33 @@ def live_server_url(model_store, tmp_path_factory):
         timeout=120,
     )
     port = free_port()
-    log = (workdir / "daphne.log").open("w")
     daphne = shutil.which("daphne", path=str(Path(sys.executable).parent))
-    process = subprocess.Popen(
-        [daphne, "-b", "127.0.0.1", "-p", str(port), "demo_project.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_server(url + "/offload/manifest/", process)
-        yield url
-    finally:
-        process.terminate()
+    command = [daphne, "-b", "127.0.0.1", "-p", str(port)]
+    command.append("demo_project.asgi:application")
+    with (workdir / "daphne.log").open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+            wait_for_server(url + "/offload/manifest/", process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(model_store, tmp_path_factory):
+    """
+    The URL of a Daphne server that runs for the whole test session.
+    """
+    with run_server(model_store, tmp_path_factory.mktemp("server")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

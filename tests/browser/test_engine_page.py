@@ -1,7 +1,7 @@
 """
 Browser test of the engine behind the page runtime: greedy generation in the
-page gives the server engine's token ids, and a second tab reuses the first
-tab's engine through the leader election.
+page gives the server engine's token ids, a second tab reuses the first tab's
+engine through the leader election, and takes it over when the first closes.
 """
 
 import pytest
@@ -57,7 +57,7 @@ def test_page_greedy_ids_match_server(browser_context, live_server_url, server_r
     assert result["usage"]["promptTokens"] == server_result.prompt_tokens
     assert "".join(page_run["pieces"]) == result["text"]
 
-    # A second tab gets the same answer from the first tab's engine and
+    # A second tab gets the same token ids from the first tab's engine and
     # starts no worker of its own.
     second = context.new_page()
     second.goto(page_url(live_server_url, TEXT_MODEL))
@@ -66,3 +66,12 @@ def test_page_greedy_ids_match_server(browser_context, live_server_url, server_r
     assert follower_run["result"]["tokenIds"] == result["tokenIds"]
     assert "".join(follower_run["pieces"]) == result["text"]
     assert second.workers == []
+
+    # When the first tab closes, the second one takes over and loads the
+    # engine itself.
+    first.close()
+    wait_for_event(second, "offload:leader")
+    leader_run = second.evaluate(GENERATE, [MESSAGES, MAX_NEW_TOKENS])
+    assert leader_run["leader"] is True
+    assert leader_run["result"]["tokenIds"] == result["tokenIds"]
+    assert second.workers != []

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.conftest import BROKEN_MODEL
+from tests.browser.conftest import BROKEN_MODEL, GPU_ONLY_MODEL
 
 pytestmark = pytest.mark.browser
 
@@ -87,6 +87,31 @@ def test_consent_widget_asks_and_remembers_decline(browser_context, live_server_
     assert traffic.model_bytes() == 0
 
 
+def test_consent_widget_absent_when_nothing_fits(browser_context, live_server_url):
+    context, traffic = browser_context
+    page = context.new_page()
+    page.goto(page_url(live_server_url, GPU_ONLY_MODEL))
+    fit = runtime_value(page, "runtime.possibleFit()")
+    assert fit["variant"] is None
+    assert fit["reason"] == "no-backend"
+    assert page.locator("#offload-consent").count() == 0
+
+
+def test_opt_out_deletes_cached_models(browser_context, live_server_url):
+    context, traffic = browser_context
+    page = context.new_page()
+    page.goto(page_url(live_server_url))
+    accept(page)
+    wait_for_event(page, "offload:ready")
+    assert cached_urls(page) != []
+
+    page.locator(".offload-consent__opt-out").click()
+    page.wait_for_function("""async () => !(await caches.has("offload-models-v1"))""")
+    assert page.locator("#offload-consent").get_attribute("data-state") == "hidden"
+    assert page.evaluate("localStorage.getItem('offload:consent')") == "denied"
+    assert events(page, "offload:consent")[-1] == {"consent": False}
+
+
 def test_model_download_progress_then_cache(browser_context, live_server_url):
     context, traffic = browser_context
     model = manifest_of(live_server_url)
@@ -110,10 +135,13 @@ def test_model_download_progress_then_cache(browser_context, live_server_url):
     assert traffic.model_bytes() == total
     assert page.locator("#offload-consent").get_attribute("data-state") == "ready"
 
-    # A reload finds every file in Cache Storage: no model byte is served.
+    # A reload remembers the consent and finds every file in Cache Storage,
+    # so no model byte is served.
     served_before = traffic.model_bytes()
     page.reload()
     ready = wait_for_event(page, "offload:ready")
+    assert page.evaluate("localStorage.getItem('offload:consent')") == "granted"
+    assert runtime_value(page, "runtime.consent") is True
     assert ready[0]["downloadedBytes"] == 0
     assert traffic.model_bytes() == served_before
     assert page.locator("#offload-consent").get_attribute("data-state") == "ready"
@@ -180,7 +208,7 @@ def test_missing_model_file_reports_404(browser_context, live_server_url):
     assert page.locator("#offload-consent").get_attribute("data-state") == "error"
 
 
-def test_html_page_in_place_of_model_is_not_cached(browser_context, live_server_url):
+def test_html_body_not_cached(browser_context, live_server_url):
     context, traffic = browser_context
     model = manifest_of(live_server_url)
     page = context.new_page()
@@ -234,13 +262,10 @@ def test_tabs_elect_one_engine_leader(browser_context, live_server_url):
     assert runtime_value(second, "runtime.consent") is True
     assert runtime_value(second, "runtime.broker.elect()") is False
     assert second.locator("#offload-consent").get_attribute("data-state") == "ready"
+    assert events(first, "offload:leader") == [{"leader": True}]
+    assert events(second, "offload:leader") == []
 
     # The waiting tab takes over when the leader's tab closes.
     first.close()
-    second.wait_for_function(
-        """async () => {
-            const { runtimeReady } = await import("/static/django_offload/offload.js");
-            return (await runtimeReady).broker.leader;
-        }"""
-    )
+    wait_for_event(second, "offload:leader")
     assert runtime_value(second, "runtime.broker.leader") is True

@@ -6,11 +6,12 @@
  * leader runs the engine worker, and the other tabs reach it through a
  * BroadcastChannel. When the leader closes, a waiting tab takes over.
  * Events on `document`: `offload:consent`, `offload:progress`,
- * `offload:ready`, `offload:error`.
+ * `offload:ready`, `offload:error`, and `offload:leader` when this tab starts
+ * running the device's engine.
  * @module django_offload/runtime
  */
 
-import { fetchFile, isCached, deleteModelCache } from "./cache.js";
+import { checkQuota, deleteModelCache, fetchFile, isCached } from "./cache.js";
 import { EngineClient, EngineError, workerTransport } from "./engine-client.js";
 import { getLogger, setLevel } from "./log.js";
 import { probeCapabilities } from "./probe.js";
@@ -112,12 +113,17 @@ class EngineBroker {
           this.waitForLeadership();
           return undefined;
         }
-        this.leader = true;
+        this.becomeLeader();
         resolve(true);
         return this.hold();
       });
     });
     return this.elected;
+  }
+
+  becomeLeader() {
+    this.leader = true;
+    emit("offload:leader", { leader: true });
   }
 
   hold() {
@@ -130,10 +136,11 @@ class EngineBroker {
     navigator.locks.request(LEADER_LOCK, () => {
       if (this.runtime.consent !== true) return undefined;
       log.info("this tab now runs the engine");
-      this.leader = true;
+      this.becomeLeader();
       const message = "The tab that ran the engine was closed; retry.";
       const gone = new EngineError(message, { code: "leader-gone" });
-      for (const client of this.remote.values()) client.fail(gone);
+      for (const transport of this.remoteTransports.values()) transport.client.fail(gone);
+      this.remoteTransports.clear();
       this.remote.clear();
       return this.hold();
     });
@@ -143,7 +150,11 @@ class EngineBroker {
   async engine(modelId) {
     await this.elect();
     if (this.leader) return this.localEngine(modelId);
-    if (!this.remote.has(modelId)) this.remote.set(modelId, this.remoteEngine(modelId));
+    if (!this.remote.has(modelId)) {
+      const relayed = this.remoteEngine(modelId);
+      relayed.catch(() => this.remote.delete(modelId));
+      this.remote.set(modelId, relayed);
+    }
     return this.remote.get(modelId);
   }
 
@@ -183,6 +194,7 @@ class EngineBroker {
       close: () => this.remote.delete(modelId),
     };
     const client = new EngineClient(transport);
+    transport.client = client;
     this.remoteTransports.set(modelId, transport);
     await client.load({ modelId });
     return client;
@@ -401,6 +413,7 @@ export class Runtime {
       if (!(await isCached(absolute(file.url), version))) missing.push(file);
     }
     const total = missing.reduce((sum, file) => sum + file.bytes, 0);
+    if (missing.length > 0) await checkQuota(total, absolute(this.model(modelId).baseUrl));
     let finished = 0;
     for (const file of missing) {
       await fetchFile(file.path, {
