@@ -74,7 +74,8 @@ class PromptVersionForm(forms.ModelForm):
                 "JSON Schema of the output (the subset that devices support), or empty."
             ),
             "model_variants": _(
-                'Per-model overrides: {"<model id>": {"template": "...", '
+                'Per-model overrides by model id, such as {"smollm2-135m-instruct": '
+                '{"template": "...", '
                 '"system": "..."}}.'
             ),
             "stop": _('Stop strings, such as ["\\n\\n"].'),
@@ -153,6 +154,7 @@ class PromptAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     inlines = [VersionInline]
     change_list_template = "admin/django_offload/prompt/change_list.html"
+    change_form_template = "admin/django_offload/prompt/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Prompt]:
         return super().get_queryset(request).annotate(_versions=Count("versions"))
@@ -281,14 +283,15 @@ class PromptVersionAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request, version):
             raise PermissionDenied
         form = PreviewForm(version, request.POST or None)
-        rendered = error = None
+        rendered = error = templated = None
         if request.method == "POST" and form.is_valid():
+            model_id = form.cleaned_data["model_id"]
             try:
-                rendered = prompts.render_prompt(
-                    version, form.variables(), form.cleaned_data["model_id"]
-                )
+                rendered = prompts.render_prompt(version, form.variables(), model_id)
             except (ValueError, TypeError) as exc:
                 error = str(exc)
+            else:
+                templated = template_for_model(rendered, model_id)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -296,6 +299,7 @@ class PromptVersionAdmin(admin.ModelAdmin):
             "version": version,
             "form": form,
             "rendered": rendered,
+            "templated": templated,
             "error": error,
         }
         return TemplateResponse(
@@ -327,6 +331,37 @@ class PromptVersionAdmin(admin.ModelAdmin):
         )
         url = reverse("admin:django_offload_promptversion_change", args=[copy.pk])
         return HttpResponseRedirect(url)
+
+
+def template_for_model(messages: list[dict[str, str]], model_id: str) -> dict:
+    """
+    Apply the model's chat template to ``messages`` and count the prompt
+    tokens, when the model is in the store.
+
+    Returns ``{"text", "tokens", "context_length"}``, or ``{"problem"}`` with
+    the reason the model's template could not be applied.
+    """
+    from django_offload.conf import offload_settings
+
+    model_dir = offload_settings.model_store / model_id
+    if not (model_dir / "tokenizer_config.json").is_file():
+        return {"problem": f"Model {model_id!r} is not in the model store."}
+    try:
+        from django_offload.engine.chat import ChatTemplate
+        from django_offload.engine.loading import read_manifest
+        from django_offload.engine.text import load_tokenizer
+
+        template = ChatTemplate.from_tokenizer_config(
+            model_dir / "tokenizer_config.json"
+        )
+        text = template.render(messages, add_generation_prompt=True)
+        tokens = len(
+            load_tokenizer(model_dir).encode(text, add_special_tokens=False).ids
+        )
+        context_length = read_manifest(model_dir).get("context_length")
+    except (ImportError, OSError, ValueError) as error:
+        return {"problem": f"The chat template of {model_id!r} failed: {error}"}
+    return {"text": text, "tokens": tokens, "context_length": context_length}
 
 
 def _next_number(prompt: Prompt) -> int:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH = 760
-HEIGHT = 280
-LEFT, RIGHT, TOP, BOTTOM = 60, 20, 40, 40
+HEIGHT = 300
+LEFT, RIGHT, TOP, BOTTOM = 64, 20, 40, 52
 OUTCOME_COLORS = {
     "succeeded": "#2e7d32",
     "fell_back": "#f9a825",
@@ -65,7 +65,7 @@ def _frame(title: str, summary: str) -> list[str]:
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-label="{escape(summary)}">',
         f"<title>{escape(title)}</title>",
-        f'<text x="{LEFT}" y="18" class="offload-chart-title" font-size="14" '
+        f'<text x="{LEFT}" y="18" class="offload-chart-title" font-size="15" '
         f'font-weight="bold" fill="#333">{escape(title)}</text>',
     ]
 
@@ -83,17 +83,17 @@ def _y_axis(top: float, step: float, unit: str) -> list[str]:
         )
         parts.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
-            f'font-size="11" fill="#555">{escape(_number(value))}</text>'
+            f'font-size="12" fill="#555">{escape(_number(value))}</text>'
         )
     parts.append(
-        f'<text x="14" y="{TOP + plot_height / 2:.1f}" font-size="11" fill="#555" '
-        f'text-anchor="middle" transform="rotate(-90 14 {TOP + plot_height / 2:.1f})">'
+        f'<text x="16" y="{TOP + plot_height / 2:.1f}" font-size="12" fill="#555" '
+        f'text-anchor="middle" transform="rotate(-90 16 {TOP + plot_height / 2:.1f})">'
         f"{escape(unit)}</text>"
     )
     return parts
 
 
-def _x_axis(days: Sequence[str], centre: callable) -> list[str]:
+def _x_axis(days: Sequence[str], centre: Callable[[int], float]) -> list[str]:
     every = max(1, math.ceil(len(days) / 10))
     parts = []
     for i, day in enumerate(days):
@@ -101,8 +101,8 @@ def _x_axis(days: Sequence[str], centre: callable) -> list[str]:
             continue
         x = centre(i)
         parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-            f'font-size="11" fill="#555">{escape(_day_label(day))}</text>'
+            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle" '
+            f'font-size="12" fill="#555">{escape(_day_label(day))}</text>'
         )
     return parts
 
@@ -122,10 +122,10 @@ def _legend(items: Sequence[tuple[str, str]], line: bool = False) -> list[str]:
                 f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{color}"/>'
             )
         parts.append(
-            f'<text x="{x + 20}" y="{y}" font-size="12" fill="#333">'
+            f'<text x="{x + 20}" y="{y}" font-size="13" fill="#333">'
             f"{escape(label)}</text>"
         )
-        x += 34 + 7 * len(label)
+        x += 36 + 7.5 * len(label)
     return parts
 
 

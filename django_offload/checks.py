@@ -4,10 +4,11 @@ System checks for django_offload. Every ID is listed in docs/checks.md.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 
 @register(Tags.compatibility)
@@ -45,6 +46,77 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[Error
     return []
 
 
+@register(Tags.compatibility)
+def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """
+    Check that the model store exists, is readable and holds a servable model.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    from django_offload.conf import offload_settings
+    from django_offload.modelstore import ManifestError, list_models
+
+    build_hint = "Run `manage.py offload_models build`, or set "
+    try:
+        store = offload_settings.model_store
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="django_offload.E003")]
+    if not store.exists():
+        return [
+            Warning(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) does not "
+                "exist, so no model can run on devices or on the server.",
+                hint=build_hint + "OFFLOAD['MODEL_STORE'] to a built store.",
+                id="django_offload.W003",
+            )
+        ]
+    if not store.is_dir() or not os.access(store, os.R_OK | os.X_OK):
+        return [
+            Error(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) is not a "
+                "readable folder.",
+                hint="Point OFFLOAD['MODEL_STORE'] at a folder this process can "
+                "read, then run `manage.py offload_models build`.",
+                id="django_offload.E003",
+            )
+        ]
+    try:
+        manifests = list_models(store)
+    except ManifestError as exc:
+        return [
+            Error(
+                f"Invalid manifest in the model store (OFFLOAD['MODEL_STORE']): {exc}",
+                hint="Rebuild with `manage.py offload_models build --force`, or "
+                "re-import the model with `manage.py offload_models import`.",
+                id="django_offload.E004",
+            )
+        ]
+    except OSError as exc:
+        return [
+            Error(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) cannot "
+                f"be read: {exc}",
+                hint="Fix the folder's permissions, then run "
+                "`manage.py offload_models verify`.",
+                id="django_offload.E003",
+            )
+        ]
+    servable = [
+        manifest["id"]
+        for manifest in manifests
+        if any(variant["servable"] for variant in manifest["variants"].values())
+    ]
+    if not servable:
+        return [
+            Warning(
+                f"The model store {str(store)!r} (OFFLOAD['MODEL_STORE']) has no "
+                "servable model variant, so every task falls back.",
+                hint=build_hint + "run `manage.py offload_models list` to see "
+                "which variants failed the quality gate.",
+                id="django_offload.W004",
+            )
+        ]
+    return []
 LOG_LEVELS = ("debug", "info", "warn", "error", "silent")
 
 
@@ -138,6 +210,49 @@ def check_fit_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def _is_rate(value: Any) -> bool:
+    if not isinstance(value, str) or value.count("/") != 1:
+        return False
+    count, period = value.split("/")
+    return count.isdigit() and int(count) > 0 and period in _RATE_PERIODS
+
+
+@register(Tags.compatibility)
+def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    from django_offload.conf import offload_settings
+
+    errors = []
+    minimum = offload_settings.MIN_GROUP_DEVICES
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        errors.append(
+            Error(
+                f"OFFLOAD['MIN_GROUP_DEVICES'] must be a whole number >= 1, "
+                f"got {minimum!r}.",
+                hint="Set OFFLOAD['MIN_GROUP_DEVICES'] = 5 (the default) or more; "
+                "smaller groups could reveal one user's behaviour.",
+                id="django_offload.E030",
+            )
+        )
+    rates = offload_settings.API_THROTTLE_RATES
+    bad = (
+        [rates]
+        if not isinstance(rates, dict)
+        else [
+            f"{scope}={rate!r}" for scope, rate in rates.items() if not _is_rate(rate)
+        ]
+    )
+    if bad:
+        errors.append(
+            Error(
+                f"OFFLOAD['API_THROTTLE_RATES'] has invalid rates: {bad!r}.",
+                hint="Use a dict of scope to '<count>/<second|minute|hour|day>', "
+                "such as {'offload_metrics': '60/minute'}.",
+                id="django_offload.E031",
+            )
+        )
 
 
 # Task orchestration settings: seconds that must be positive numbers.

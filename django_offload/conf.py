@@ -78,6 +78,16 @@ DEFAULTS: dict[str, Any] = {
     # Cross-origin isolation middleware (str): Cross-Origin-Embedder-Policy
     # value, "require-corp" or "credentialless".
     "ISOLATION_COEP": "require-corp",
+    # Request rates of the REST API per throttle scope, as DRF rate strings
+    # ("<count>/<second|minute|hour|day>"), applied per user or client IP.
+    # A rate for the same scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    # takes precedence.
+    "API_THROTTLE_RATES": {
+        "offload_metrics": "60/minute",
+        "offload_tasks": "120/minute",
+        "offload_models": "60/minute",
+        "offload_schema": "30/minute",
+    },
 }
 
 

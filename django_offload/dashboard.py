@@ -46,12 +46,10 @@ def _evaluator_cells(group: dict[str, Any]) -> list[dict[str, str]]:
 def _table_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for group in report["groups"]:
-        reasons = ", ".join(
-            f"{reason} {count}" for reason, count in group["fallback_reasons"].items()
-        )
-        threads = ", ".join(
-            f"{count}x{threads}" for threads, count in group["threads"].items()
-        )
+        reasons = [
+            f"{reason}: {count}" for reason, count in group["fallback_reasons"].items()
+        ]
+        threads = [f"{threads}: {count}" for threads, count in group["threads"].items()]
         rows.append(
             {
                 **group,

@@ -34,7 +34,7 @@ MAX_TEXT_CHARS = 2000
 MAX_LABELS = 50
 MAX_LABEL_CHARS = 100
 DEFAULT_MAX_INPUT_CHARS = 4000
-MAX_INPUT_CHARS = 20_000
+MAX_INPUT_CHARS = 10_000
 MAX_SIMILARITY_CHARS = 2000
 MAX_JSON_DEPTH = 64
 MAX_COUNT = 1_000_000
@@ -116,6 +116,9 @@ def fold_case(text: str) -> str:
     Lower-case ``text`` one code point at a time, keeping a code point whose
     lower case is longer than one code point, so JS and Python agree.
     """
+    # NOTE: case mappings follow each runtime's Unicode version. Python 3.11
+    # (Unicode 14) and Node 20.20 (Unicode 17) disagree on 110 rarely used
+    # code points whose case pairs were added later, such as U+019B.
     return "".join(_single(char.lower(), char) for char in text)
 
 
@@ -534,14 +537,15 @@ def _embedding_similarity(
     return _numeric(spec, value)
 
 
-@cache
-def _load_embedding_model() -> Any:
-    from django_offload.conf import offload_settings
-    from django_offload.engine import EmbeddingModel
+EMBEDDING_MODEL_ID = "all-minilm-l6-v2"
 
-    model_id = "all-minilm-l6-v2"
-    variant = offload_settings.SERVER_VARIANTS.get(model_id, "fp32")
-    return EmbeddingModel.load(offload_settings.model_store / model_id, variant)
+
+def _load_embedding_model() -> Any:
+    # The engine's registry loads the model once per process and picks the
+    # variant from OFFLOAD['SERVER_VARIANTS'] or the manifest.
+    from django_offload.engine import get_embedding_model
+
+    return get_embedding_model(EMBEDDING_MODEL_ID)
 
 
 def _server_embed() -> Callable | None:
@@ -691,11 +695,12 @@ def validate_scores(specs: Any, scores: Any) -> list[dict[str, Any]]:
     Validate scores sent by a device against the version's evaluator specs
     and return them cleaned, in spec order.
 
-    Every spec needs exactly one score. Raises ValueError naming the score
-    and field for an unknown or duplicate name, a missing or extra field,
-    a wrong data type, a NaN, an infinite or out-of-range number, a label
-    outside the declared set, a ``passed`` that contradicts the value, or
-    any other text. Messages never quote a string the device sent.
+    Every spec needs exactly one score. A ValueError names the score and
+    field. It is raised for an unknown or duplicate name, a missing or extra
+    field, or a wrong data type. It is also raised for a NaN, an infinite or
+    out-of-range number, a label outside the declared set, a ``passed`` that
+    contradicts the value, and any other text. Messages never quote a string
+    the device sent.
     """
     specs = validate_specs(specs)
     by_name = {spec["name"]: spec for spec in specs}

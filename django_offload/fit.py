@@ -118,7 +118,8 @@ def _validate_webgpu(webgpu: Any) -> None:
             _check_text(webgpu[key], f"{field}[{key!r}]")
     limits = webgpu.get("limits", {})
     if not isinstance(limits, dict) or len(limits) > MAX_LIMITS:
-        raise _fail(f"{field}['limits']", f"an object of at most {MAX_LIMITS}", limits)
+        expected = f"an object of at most {MAX_LIMITS} limits"
+        raise _fail(f"{field}['limits']", expected, limits)
     for name, number in limits.items():
         if not (isinstance(name, str) and name.isalnum() and len(name) <= 64):
             raise _fail(f"{field}['limits']", "keyed by WebGPU limit names", name)

@@ -2,8 +2,8 @@
 The JSON Schema subset that output schemas and ``is_json`` evaluators may use.
 
 The device checks outputs with its own small validator
-(``static/django_offload/json_schema.js``), so a schema may only use the
-keywords both sides implement identically: ``type``, ``properties``,
+(``static/django_offload/json_schema.js``). A schema may therefore use only
+the keywords both sides implement identically: ``type``, ``properties``,
 ``required``, ``additionalProperties``, ``enum``, ``const``, ``items``,
 ``minItems``, ``maxItems``, ``minLength``, ``maxLength``, ``minimum``,
 ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``, and the

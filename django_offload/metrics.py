@@ -235,7 +235,7 @@ def _add_percentiles(
     samples: dict[GroupKey, dict[str, list[float]]] = defaultdict(
         lambda: {"latency_ms": [], "ttft_ms": [], "decode_tps": []}
     )
-    taken: dict[GroupKey, int] = defaultdict(int)
+    sampled: dict[GroupKey, int] = defaultdict(int)
     daily: dict[tuple[dt.date, int], list[float]] = defaultdict(list)
     rows = (
         tasks.filter(status__in=FINISHED)
@@ -245,9 +245,9 @@ def _add_percentiles(
     )
     for *key_values, day, latency, ttft, tps in rows.iterator(chunk_size=2000):
         key = tuple(key_values)
-        if key not in groups or taken[key] >= MAX_SAMPLES:
+        if key not in groups or sampled[key] >= MAX_SAMPLES:
             continue
-        taken[key] += 1
+        sampled[key] += 1
         bucket = samples[key]
         for name, value in (("latency_ms", latency), ("ttft_ms", ttft)):
             if value is not None:

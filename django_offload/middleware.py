@@ -10,6 +10,8 @@ view already set are left alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
@@ -52,3 +54,19 @@ class CrossOriginIsolationMiddleware(MiddlewareMixin):
             response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
             response.headers.setdefault("Cross-Origin-Embedder-Policy", coep)
         return response
+
+
+def add_isolation_headers(headers: Any, path: str, url: str) -> None:
+    """
+    Add the COOP and COEP headers to a static file served by WhiteNoise.
+
+    Set ``WHITENOISE_ADD_HEADERS_FUNCTION =
+    "django_offload.middleware.add_isolation_headers"``: static files bypass
+    Django's middleware, yet browsers block a module worker script (the
+    engine's ``worker.js`` and ONNX Runtime's thread workers) that an
+    isolated page starts unless the script itself carries a matching COEP.
+    """
+    paths, coep = isolation_settings()
+    if any(url.startswith(prefix) for prefix in paths):
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        headers["Cross-Origin-Embedder-Policy"] = coep

@@ -1,6 +1,6 @@
 """
-A small regular-expression dialect that matches in linear time and gives the
-same answer in Python and in ``static/django_offload/safe_regex.js``.
+A small regular-expression dialect that matches in linear time and returns
+the same result in Python and in ``static/django_offload/safe_regex.js``.
 
 Python's ``re`` and JavaScript's ``RegExp`` backtrack, so a hostile pattern
 can hang either one, and they disagree on ``$``, ``.``, ``\\d``, ``\\s`` and
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 MAX_PATTERN_CHARS = 200
 MAX_REPEAT = 100
-MAX_PROGRAM = 2000
+MAX_PROGRAM = 1000
 
 DIGIT = ((48, 57),)
 WORD = ((48, 57), (65, 90), (95, 95), (97, 122))
@@ -43,16 +43,18 @@ META = set("\\^$.|?*+()[]{}")
 
 class PatternError(ValueError):
     """
-    An invalid or rejected pattern; the message says where and why.
+    An invalid or rejected pattern; the message gives the position and reason.
     """
 
 
 @dataclass
 class Node:
     """
-    One parsed piece of a pattern. ``kind`` is one of char, class, bol, eol,
-    wordb, nwordb, cat, alt, repeat; ``repeats`` is true when the node
-    contains a quantifier whose maximum is above one.
+    One parsed piece of a pattern.
+
+    ``kind`` is one of char, class, bol, eol, wordb, nwordb, cat, alt or
+    repeat. ``repeats`` is true when the node contains a quantifier whose
+    maximum is above one.
     """
 
     kind: str

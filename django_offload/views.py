@@ -41,7 +41,7 @@ CHUNK_BYTES = 1024 * 1024
 RANGE_PATTERN = re.compile(r"^bytes=(\d*)-(\d*)$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 
-try:  # The models part provides the canonical reader once merged.
+try:  # django_offload.modelstore, where installed, has the canonical reader.
     from django_offload.modelstore import load_manifest as _store_load_manifest
 except ImportError:  # pragma: no cover - depends on the branch
     _store_load_manifest = None
@@ -337,7 +337,7 @@ def model_file_view(
     if size != record["bytes"]:
         handle.close()
         logger.warning(
-            "Model %s file %s has %s bytes, the manifest says %s",
+            "Model %s file %s has %s bytes but its manifest lists %s; not serving it",
             model_id,
             file_path,
             size,

@@ -292,3 +292,45 @@ def test_dashboard_bad_date_shows_error(admin_client):
     )
     assert response.status_code == 200
     assert "start: expected a date" in response.context["error"]
+
+
+def test_prompt_change_lists_versions(admin_client, version):
+    used(version)
+    url = reverse("admin:django_offload_prompt_change", args=[version.prompt.pk])
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    add = reverse("admin:django_offload_promptversion_add")
+    assert f"{add}?prompt={version.prompt.pk}".encode() in page.content
+    change = reverse("admin:django_offload_promptversion_change", args=[version.pk])
+    assert change.encode() in page.content
+
+
+@pytest.mark.models
+def test_preview_applies_chat_template(admin_client, version, settings):
+    import os
+
+    store = os.environ.get("OFFLOAD_MODEL_STORE")
+    model_dir = os.path.join(store or "", "smollm2-135m-instruct")
+    if not store or not os.path.isfile(os.path.join(model_dir, "manifest.json")):
+        pytest.skip("smollm2-135m-instruct is not in OFFLOAD_MODEL_STORE")
+    settings.OFFLOAD = {"MODEL_STORE": store}
+    url = reverse("admin:django_offload_promptversion_preview", args=[version.pk])
+    response = admin_client.post(
+        url,
+        {"model_id": "smollm2-135m-instruct", "var_text": "buy now", "var_kind": "k"},
+    )
+    templated = response.context["templated"]
+    assert "<|im_start|>user\nClassify: buy now<|im_end|>" in templated["text"]
+    assert templated["text"].endswith("<|im_start|>assistant\n")
+    assert templated["tokens"] > 5
+    assert templated["context_length"] == 8192
+
+
+def test_preview_model_missing_from_store(admin_client, version, settings, tmp_path):
+    settings.OFFLOAD = {"MODEL_STORE": str(tmp_path)}
+    url = reverse("admin:django_offload_promptversion_preview", args=[version.pk])
+    response = admin_client.post(
+        url,
+        {"model_id": "smollm2-135m-instruct", "var_text": "x", "var_kind": "k"},
+    )
+    assert "not in the model store" in response.context["templated"]["problem"]

@@ -18,10 +18,10 @@ def test_override_settings_is_read():
 def test_unknown_key_rejected():
     with override_settings(OFFLOAD={"ACK_TIMEOUTS": 3}):
         with pytest.raises(ImproperlyConfigured, match="ACK_TIMEOUTS"):
-            offload_settings.ACK_TIMEOUT
+            _ = offload_settings.ACK_TIMEOUT
 
 
 def test_non_dict_rejected():
     with override_settings(OFFLOAD=[1]):
         with pytest.raises(ImproperlyConfigured, match="must be a dict"):
-            offload_settings.MODEL_STORE
+            _ = offload_settings.MODEL_STORE

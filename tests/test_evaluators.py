@@ -48,7 +48,7 @@ def test_evaluator_vectors(case, monkeypatch):
     if case.get("embeddings") is not None:
         context["embed"] = embed_from_table(case["embeddings"])
     else:
-        # No server model either: the score must say it could not run.
+        # No server model either, so the score must record that it could not run.
         monkeypatch.setattr(evaluators, "_server_embed", lambda: None)
     scores = evaluate(case["specs"], case["output"], context)
     assert_scores_equal(scores, case["expected"])
@@ -95,8 +95,39 @@ def test_regex_hostile_input_bounded_work():
             "name": "r",
             "type": "regex",
             "pattern": "^(?:a|aa)*c$",
-            "max_input_chars": 20000,
+            "max_input_chars": 10000,
         }
     ]
-    [score] = evaluate(specs, "a" * 20000)
+    [score] = evaluate(specs, "a" * 10000)
     assert score["passed"] is False
+
+
+@pytest.mark.models
+def test_embedding_similarity_server_model(settings):
+    pytest.importorskip("django_offload.engine")
+    import os
+
+    store = os.environ.get("OFFLOAD_MODEL_STORE")
+    if not store or not os.path.isfile(
+        os.path.join(store, evaluators.EMBEDDING_MODEL_ID, "manifest.json")
+    ):
+        pytest.skip("all-MiniLM-L6-v2 is not in OFFLOAD_MODEL_STORE")
+    settings.OFFLOAD = {"MODEL_STORE": store}
+    specs = [
+        {
+            "name": "close",
+            "type": "embedding_similarity",
+            "reference": "The cat sat on the mat.",
+            "min": 0.7,
+        },
+        {
+            "name": "far",
+            "type": "embedding_similarity",
+            "reference": "Quarterly revenue grew by four percent.",
+            "min": 0.7,
+        },
+    ]
+    close, far = evaluate(specs, "A cat is sitting on a mat.")
+    assert close["passed"] is True
+    assert far["passed"] is False
+    assert close["value"] > far["value"]

@@ -9,8 +9,10 @@ skip themselves, with the reason, when the store lacks it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,11 +28,14 @@ def test_js_suite_passes() -> None:
     """
     Run ``node --test tests/js/`` and fail with its report when a test fails.
     """
+    # The embedding test compares with native onnxruntime run by this Python.
+    environment = {**os.environ, "OFFLOAD_PYTHON": sys.executable}
     completed = subprocess.run(
         ["node", "--test", "--test-reporter=spec", str(JS_TESTS)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_SECONDS,
+        env=environment,
         check=False,
     )
     report = completed.stdout + completed.stderr

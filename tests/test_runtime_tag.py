@@ -10,12 +10,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from django.contrib.staticfiles.views import serve
 from django.core.management import call_command
 from django.http import HttpResponse
 from django.template import Context, Template
 from django.test import RequestFactory, override_settings
 
-from django_offload.middleware import CrossOriginIsolationMiddleware
+from django_offload.middleware import (
+    CrossOriginIsolationMiddleware,
+    add_isolation_headers,
+)
 from django_offload.templatetags.offload import runtime_config
 
 TAG = Template("{% load offload %}{% offload_runtime %}")
@@ -176,3 +180,36 @@ def test_collectstatic_manifest_storage_urls(tmp_path):
         Path(tmp_path, wasm).read_bytes()
         == (original / "ort-wasm-simd-threaded.wasm").read_bytes()
     )
+
+
+def test_isolation_headers_for_static_files():
+    headers = {}
+    add_isolation_headers(headers, "/srv/static/worker.js", "/static/worker.js")
+    assert headers == {
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Embedder-Policy": "require-corp",
+    }
+
+
+def test_isolation_headers_other_static_paths_untouched():
+    headers = {}
+    with override_settings(OFFLOAD={"ISOLATION_PATHS": ["/notes/"]}):
+        add_isolation_headers(headers, "/srv/static/worker.js", "/static/worker.js")
+    assert headers == {}
+
+
+def test_static_files_view_gets_isolation_headers():
+    # The demo routes static files through the URL conf in DEBUG, so the
+    # static view's responses pass through the middleware.
+    def serve_static(request):
+        return serve(request, request.path.removeprefix("/static/"), insecure=True)
+
+    middleware = CrossOriginIsolationMiddleware(serve_static)
+    response = middleware(RequestFactory().get("/static/django_offload/worker.js"))
+    assert response.status_code == 200
+    assert response["Cross-Origin-Embedder-Policy"] == "require-corp"
+    assert response["Content-Type"].startswith("text/javascript")
+    wasm = "/static/django_offload/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm"
+    response = middleware(RequestFactory().get(wasm))
+    assert response["Content-Type"] == "application/wasm"
+    assert response["Cross-Origin-Embedder-Policy"] == "require-corp"

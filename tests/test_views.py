@@ -208,7 +208,7 @@ def test_model_file_size_mismatch_is_404(client, store, caplog):
     (store / MODEL_ID / "onnx" / "model.onnx").write_bytes(WEIGHTS[:-1])
     with caplog.at_level(logging.WARNING, logger="django_offload.views"):
         assert client.get(FILE_URL).status_code == 404
-    assert "has 3071 bytes, the manifest says 3072" in caplog.text
+    assert "has 3071 bytes but its manifest lists 3072" in caplog.text
 
 
 BAD_MANIFESTS = [

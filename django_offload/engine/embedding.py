@@ -53,6 +53,7 @@ class EmbeddingModel:
         self.max_length = max_length
         self.load_seconds = load_seconds
         self._session = session
+
         inputs = {node.name: node for node in session.get_inputs()}
         for name in ("input_ids", "attention_mask"):
             if name not in inputs:
@@ -71,6 +72,7 @@ class EmbeddingModel:
             name: _INTEGER_TYPES.get(node.type, np.int64)
             for name, node in inputs.items()
         }
+
         outputs = list(session.get_outputs())
         named = [node for node in outputs if node.name == "last_hidden_state"]
         self._output = (named or outputs)[0]
@@ -87,7 +89,15 @@ class EmbeddingModel:
         started = time.perf_counter()
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
+
+        pooling = manifest["config"].get("pooling", "mean")
+        if pooling != "mean":
+            raise ModelLoadError(
+                f"Model {manifest.get('id')!r} declares pooling {pooling!r}; the "
+                f"engine supports only 'mean'."
+            )
         path = variant_file(model_dir, manifest, variant)
+
         tokenizer = load_tokenizer(model_dir)
         max_length = _max_length(model_dir, manifest)
         tokenizer.enable_truncation(max_length=max_length)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
+
+from ..conf import offload_settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,9 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise ModelLoadError(f"{str(path)!r} is missing.") from error
+        raise ModelLoadError(
+            f"{str(path)!r} is missing; rebuild the model folder."
+        ) from error
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"Could not read {str(path)!r}: {error}") from error
     if not isinstance(data, dict):
@@ -177,7 +183,8 @@ def variant_file(model_dir: Path, manifest: dict[str, Any], variant: str) -> Pat
         )
     if not path.is_file():
         raise ModelLoadError(
-            f"The ONNX file of variant {variant!r} is missing: {str(path)!r}."
+            f"The ONNX file of variant {variant!r} is missing: {str(path)!r}; "
+            f"rebuild the model folder or choose another variant."
         )
     return path
 
@@ -196,14 +203,8 @@ def resolve_threads(threads: int) -> int:
         )
     if threads:
         return threads
-    from django.conf import settings
-
     if not settings.configured:
         return 0
-    from django.core.exceptions import ImproperlyConfigured
-
-    from ..conf import offload_settings
-
     configured = offload_settings.ENGINE_THREADS
     if (
         isinstance(configured, bool)

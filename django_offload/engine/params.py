@@ -117,9 +117,9 @@ class GenerationResult:
     """
     Output of one generation.
 
-    ``token_ids`` holds every generated token, including the end-of-sequence
+    ``token_ids`` contains every generated token, including the end-of-sequence
     token that ended generation, while ``text`` leaves special tokens out and
-    is cut before a matched stop string. ``timings`` holds seconds and a rate:
+    is cut before a matched stop string. ``timings`` contains seconds and a rate:
     ``load_s`` (session creation of the model), ``prefill_s`` (the prompt
     pass), ``ttft_s`` (from the call to the first generated token),
     ``decode_s`` (from the first to the last generated token) and

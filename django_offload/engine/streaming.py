@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-# What a byte-level decoder puts where a UTF-8 sequence is still incomplete.
+# Replacement character a byte-level decoder emits for an incomplete UTF-8
+# sequence.
 _REPLACEMENT = "\ufffd"
 
 

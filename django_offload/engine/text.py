@@ -39,7 +39,7 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     """
     path = Path(model_dir) / "tokenizer.json"
     if not path.is_file():
-        raise ModelLoadError(f"{str(path)!r} is missing.")
+        raise ModelLoadError(f"{str(path)!r} is missing; rebuild the model folder.")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:
@@ -197,9 +197,16 @@ class TextModel:
                 or not isinstance(value, int)
                 or not 0 <= value < self.vocab_size
             ):
+                # Only numbers are shown: a string or a message here would
+                # be user text, which must not reach a logged error.
+                shown = (
+                    repr(value)
+                    if isinstance(value, int | float)
+                    else type(value).__name__
+                )
                 raise ValueError(
                     f"{name}[{index}] must be a token id from 0 to "
-                    f"{self.vocab_size - 1}, got {value!r}."
+                    f"{self.vocab_size - 1}, got {shown}."
                 )
             checked.append(value)
         return checked
@@ -263,21 +270,20 @@ class TextModel:
         stops = StopStringFilter(params.stop)
         clock = _Clock(started)
 
-        logits, cache = self._decoder.run(
-            prompt_ids, self._decoder.empty_cache(), past_length=0
-        )
+        logits, cache = self._decoder.prefill(prompt_ids)
         prefill_s = clock.elapsed()
         length = len(prompt_ids)
         limit = min(params.max_new_tokens, self.context_length - length)
         generated: list[int] = []
         finish_reason = "length"
-        first_token_at = 0.0
+        first_token_at = last_token_at = 0.0
 
         while True:
-            token = select(logits[-1])
+            token = select(logits)
             generated.append(token)
+            last_token_at = clock.elapsed()
             if len(generated) == 1:
-                first_token_at = clock.elapsed()
+                first_token_at = last_token_at
             if token in self.eos_token_ids:
                 finish_reason = "stop"
                 break
@@ -289,9 +295,9 @@ class TextModel:
                 break
             if len(generated) >= limit:
                 break
-            logits, cache = self._decoder.run([token], cache, length)
+            step_logits, cache = self._decoder.run([token], cache, length)
+            logits = step_logits[-1]
             length += 1
-        last_token_at = clock.elapsed()
 
         if not stops.stopped:
             tail = stops.push(text.flush())

@@ -35,3 +35,15 @@ def text_model() -> TextModel:
 @pytest.fixture(scope="session")
 def embedding_model() -> EmbeddingModel:
     return EmbeddingModel.load(store_model_dir(EMBEDDING_MODEL), "fp32")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from .tiny_model import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("store") / "tiny-decoder")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir) -> TextModel:
+    return TextModel.load(tiny_model_dir, threads=1)

@@ -216,3 +216,14 @@ def test_load_unknown_variant_rejected():
     directory = store_model_dir(TEXT_MODEL)
     with pytest.raises(ValueError, match="variant must be one of"):
         TextModel.load(directory, "int3")
+
+
+def test_long_prompt_prefilled_in_chunks(text_model):
+    from django_offload.engine.decoder import PREFILL_CHUNK
+
+    text = " ".join(f"Item {number} is on the list." for number in range(80))
+    ids = text_model.encode(text)
+    assert len(ids) > PREFILL_CHUNK
+    expected = int(np.argmax(text_model.logits(ids)[-1]))
+    result = text_model.generate(ids, GenerationParams(max_new_tokens=1))
+    assert result.token_ids == [expected]

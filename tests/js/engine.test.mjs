@@ -163,6 +163,26 @@ describe("engine on smollm2 fp32", { skip }, () => {
     await first;
   });
 
+  test("long_prompt_chunked_prefill_matches_single_run", async () => {
+    const sentence = engine.encode("The quick brown fox jumps over the lazy dog. ");
+    const promptIds = Array.from({ length: 600 }, (_, i) => sentence[i % sentence.length]);
+    const params = { maxNewTokens: 6 };
+    const chunked = await engine.generate({ promptIds, params });
+    engine.prefillChunk = Number.MAX_SAFE_INTEGER;
+    try {
+      const single = await engine.generate({ promptIds, params });
+      assert.deepEqual(chunked.tokenIds, single.tokenIds);
+    } finally {
+      engine.prefillChunk = 256;
+    }
+    assert.equal(chunked.usage.promptTokens, 600);
+  });
+
+  test("prompt_longer_than_context_rejected", async () => {
+    const promptIds = new Array(engine.manifest.context_length).fill(28);
+    await assert.rejects(engine.generate({ promptIds }), /The prompt has 8192 tokens/);
+  });
+
   test("embed_on_text_model_rejected", async () => {
     await assert.rejects(engine.embed(["x"]), /needs a feature-extraction model/);
   });

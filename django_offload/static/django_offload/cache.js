@@ -1,10 +1,10 @@
 /**
- * @file Download and Cache Storage of model files. Every file is keyed by its
- * URL, variant and SHA-256, downloaded as a stream with progress, checked for
- * size and SHA-256 before it is stored, and checked again before it is used.
- * A corrupt or partial entry is deleted and downloaded again; an HTTP error
- * or an HTML page in place of a model file is never stored. Works in pages
- * and in workers (no DOM access).
+ * @file Download and Cache Storage of model files. Every file is keyed by
+ * its URL (model id and path) and its SHA-256. It is downloaded as a stream
+ * with progress, checked for size and SHA-256 before it is stored, and
+ * checked again before it is used. A corrupt or partial entry is deleted and
+ * downloaded again; an HTTP error or an HTML page in place of a model file is
+ * never stored. Works in pages and in workers (no DOM access).
  * @module django_offload/cache
  */
 
@@ -47,15 +47,15 @@ export async function sha256Hex(data) {
 }
 
 /**
- * Builds the Cache Storage key of one file version.
+ * Builds the Cache Storage key of one file version. The URL already names
+ * the model and, for weights, the variant's file, so the digest is added to
+ * tell versions of the same file apart.
  * @param {string} url Absolute URL of the file.
- * @param {{sha256: string, variant?: string}} version Expected digest and
- *   the model variant that the file belongs to.
- * @returns {string} Key URL with the variant and digest in its query.
+ * @param {{sha256: string}} version Expected digest.
+ * @returns {string} Key URL with the digest in its query.
  */
-export function cacheKey(url, { sha256, variant = "" }) {
+export function cacheKey(url, { sha256 }) {
   const key = new URL(url);
-  key.searchParams.set("offload-variant", variant);
   key.searchParams.set("offload-sha256", sha256);
   return key.href;
 }
@@ -149,7 +149,7 @@ function responseOffset(response, url, bytes, received) {
   if (length !== null && Number(length) !== bytes - offset) {
     const message =
       `${url} sends ${length} bytes from offset ${offset}, ` +
-      `but the manifest says the file has ${bytes}`;
+      `but the manifest lists ${bytes} bytes for the file`;
     throw fatal(url, status, "size-mismatch", message);
   }
   return offset;
@@ -165,20 +165,24 @@ function rangeStart(response, url, bytes) {
   return Number(match[1]);
 }
 
-async function readBody(response, url, buffer, offset, report) {
+/**
+ * Copies a response body into `buffer` from `offset`, keeping
+ * `state.received` current so that a broken stream can be resumed from it.
+ */
+async function readBody(response, url, buffer, offset, state, report) {
   const reader = response.body.getReader();
-  let received = offset;
+  state.received = offset;
   for (;;) {
     const { done, value } = await reader.read();
-    if (done) return received;
-    if (received + value.byteLength > buffer.byteLength) {
+    if (done) return;
+    if (state.received + value.byteLength > buffer.byteLength) {
       await reader.cancel();
-      const message = `${url} is larger than the ${buffer.byteLength} bytes the manifest says`;
+      const message = `${url} is larger than the ${buffer.byteLength} bytes listed in the manifest`;
       throw fatal(url, response.status, "size-mismatch", message);
     }
-    buffer.set(value, received);
-    received += value.byteLength;
-    report(received);
+    buffer.set(value, state.received);
+    state.received += value.byteLength;
+    report(state.received);
   }
 }
 
@@ -217,14 +221,14 @@ export async function download(url, options) {
   const { bytes, sha256, onProgress, signal, attempts = DEFAULT_ATTEMPTS } = options;
   const buffer = new Uint8Array(bytes);
   const report = progressReporter(onProgress, bytes);
-  let received = 0;
+  const state = { received: 0 };
   let complete = false;
   let lastError = null;
   for (let attempt = 1; attempt <= attempts && !complete; attempt++) {
     let response;
     try {
       response = await fetch(url, {
-        headers: rangeHeaders(received, sha256),
+        headers: rangeHeaders(state.received, sha256),
         cache: "no-store",
         credentials: "same-origin",
         signal,
@@ -239,21 +243,21 @@ export async function download(url, options) {
       lastError = fatal(url, response.status, "http-status", `HTTP ${response.status}`);
       continue;
     }
-    const offset = responseOffset(response, url, bytes, received);
+    const offset = responseOffset(response, url, bytes, state.received);
     try {
-      received = await readBody(response, url, buffer, offset, report);
+      await readBody(response, url, buffer, offset, state, report);
     } catch (error) {
       if (error instanceof OffloadFileError || signal?.aborted) throw error;
       lastError = error;
-      log.warn("download of", url, "broke near byte", received, error?.message);
+      log.warn("download of", url, "broke at byte", state.received, error?.message);
       continue;
     }
-    complete = received === bytes;
+    complete = state.received === bytes;
   }
   if (!complete) {
     const reason = lastError ? ` (${lastError.message})` : "";
     throw new OffloadFileError(
-      `${url} could not be downloaded: got ${received} of ${bytes} bytes${reason}`,
+      `${url} could not be downloaded: got ${state.received} of ${bytes} bytes${reason}`,
       { url, status: lastError?.status ?? null, code: "network" },
     );
   }
@@ -308,8 +312,6 @@ function resolveUrl(relativePath, baseUrl) {
  * @param {string} options.sha256 Expected digest from the manifest.
  * @param {string} options.baseUrl URL of the model folder (manifest's
  *   `baseUrl`).
- * @param {string} [options.variant] Variant the file belongs to ("" for
- *   files shared by all variants).
  * @param {Function} [options.onProgress] Receives `{path, loaded, total,
  *   cached}` while downloading, and once with `cached: true` on a hit.
  * @param {AbortSignal} [options.signal] Aborts the download.
@@ -319,11 +321,11 @@ function resolveUrl(relativePath, baseUrl) {
  * @throws {OffloadFileError} See `download` and `checkQuota`.
  */
 export async function fetchFile(relativePath, options) {
-  const { bytes, sha256, baseUrl, variant = "", onProgress, signal } = options;
+  const { bytes, sha256, baseUrl, onProgress, signal } = options;
   const url = resolveUrl(relativePath, baseUrl);
   checkExpected(url, bytes, sha256);
   const cache = await caches.open(options.cacheName ?? DEFAULT_CACHE_NAME);
-  const key = cacheKey(url, { sha256, variant });
+  const key = cacheKey(url, { sha256 });
   const cached = await readCached(cache, key, { bytes, sha256 });
   if (cached) {
     onProgress?.({ path: relativePath, loaded: bytes, total: bytes, cached: true });
@@ -344,11 +346,11 @@ export async function fetchFile(relativePath, options) {
 }
 
 /**
- * Binds `fetchFile` to one model variant, giving the
+ * Binds `fetchFile` to one model folder, giving the
  * `fetchFile(relativePath, {bytes, sha256, onProgress})` function that the
  * engine receives.
- * @param {{baseUrl: string, variant?: string, cacheName?: string,
- *   onProgress?: Function}} defaults Options applied to every call.
+ * @param {{baseUrl: string, cacheName?: string, onProgress?: Function}}
+ *   defaults Options applied to every call.
  * @returns {Function} The bound function.
  */
 export function createFetchFile(defaults) {
@@ -361,13 +363,13 @@ export function createFetchFile(defaults) {
 /**
  * Tells whether a file version is in the cache, without reading it.
  * @param {string} url Absolute URL.
- * @param {{sha256: string, variant?: string, cacheName?: string}} version
+ * @param {{sha256: string, cacheName?: string}} version
  * @returns {Promise<boolean>} True when an entry exists.
  */
 export async function isCached(url, version) {
-  const { sha256, variant = "", cacheName = DEFAULT_CACHE_NAME } = version;
+  const { sha256, cacheName = DEFAULT_CACHE_NAME } = version;
   const cache = await caches.open(cacheName);
-  return (await cache.match(cacheKey(url, { sha256, variant }))) !== undefined;
+  return (await cache.match(cacheKey(url, { sha256 }))) !== undefined;
 }
 
 /**

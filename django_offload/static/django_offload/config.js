@@ -57,7 +57,7 @@ export const DEFAULTS = Object.freeze({
  * defaults.
  * @param {Document} doc Document that contains `#offload-config`.
  * @returns {object} The merged configuration.
- * @throws {Error} When the element is missing or holds invalid JSON.
+ * @throws {Error} When the element is missing or contains invalid JSON.
  */
 export function readConfig(doc) {
   const element = doc.getElementById("offload-config");

@@ -24,6 +24,11 @@ import { IncrementalDecoder, StopStringFilter } from "./textstream.js";
 // Texts embedded per model run; more are split into batches of this size.
 const EMBED_BATCH_SIZE = 16;
 
+// Prompt tokens per prefill run. The graph returns logits for every position
+// (256 x 49152 float32 values, 50 MB, for SmolLM2), so a long prompt runs in
+// chunks, as in the server engine, instead of holding them all at once.
+const PREFILL_CHUNK = 256;
+
 /**
  * Raised by `Engine.create` when the WebGPU execution provider cannot create
  * the session, so the caller can retry on WASM explicitly.
@@ -118,6 +123,27 @@ function specialTokens(config) {
 }
 
 /**
+ * Resolves after pending tasks of the event loop have run.
+ *
+ * Model runs resolve without leaving the microtask queue, so a decode loop
+ * that only awaits them never lets a worker receive its next message, such as
+ * an abort. A MessageChannel round trip yields without the 4 ms clamp that
+ * nested `setTimeout` calls get in browsers.
+ * @returns {Promise<void>}
+ */
+function yieldToEventLoop() {
+  if (typeof globalThis.scheduler?.yield === "function") return globalThis.scheduler.yield();
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/**
  * Milliseconds since an arbitrary origin, for durations.
  * @returns {number}
  */
@@ -138,6 +164,7 @@ export class Engine {
     Object.assign(this, fields);
     this.busy = false;
     this.disposed = false;
+    this.prefillChunk = PREFILL_CHUNK;
   }
 
   /**
@@ -356,6 +383,7 @@ export class Engine {
     try {
       let input = prompt;
       while (tokenIds.length < maxNewTokens) {
+        if (tokenIds.length > 0) await yieldToEventLoop();
         if (signal?.aborted) {
           finishReason = "abort";
           break;
@@ -550,12 +578,26 @@ class KvCache {
   }
 
   /**
-   * Runs the model on `ids` after the cached positions and returns the logits
-   * of the last position.
+   * Runs the model on `ids` after the cached positions, in chunks of the
+   * engine's `prefillChunk`, and returns the logits of the last position.
    * @param {number[]} ids
    * @returns {Promise<Float32Array>}
    */
   async step(ids) {
+    const chunk = this.engine.prefillChunk;
+    let logits;
+    for (let start = 0; start < ids.length; start += chunk) {
+      logits = await this.run(ids.slice(start, start + chunk));
+    }
+    return logits;
+  }
+
+  /**
+   * Runs the model once on `ids` and returns the logits of the last position.
+   * @param {number[]} ids
+   * @returns {Promise<Float32Array>}
+   */
+  async run(ids) {
     const { Tensor } = this.ort;
     const total = this.length + ids.length;
     const feeds = {

@@ -19,7 +19,7 @@ const MAX_TEXT_CHARS = 2000;
 const MAX_LABELS = 50;
 const MAX_LABEL_CHARS = 100;
 const DEFAULT_MAX_INPUT_CHARS = 4000;
-const MAX_INPUT_CHARS = 20000;
+const MAX_INPUT_CHARS = 10000;
 const MAX_SIMILARITY_CHARS = 2000;
 const MAX_JSON_DEPTH = 64;
 const MAX_COUNT = 1000000;
@@ -73,6 +73,9 @@ const show = (value) => JSON.stringify(value) ?? String(value);
  * @returns {string}
  */
 export function foldCase(text) {
+  // NOTE: case mappings follow the runtime's Unicode version, so a browser
+  // and the server may disagree on letters whose case pairs Unicode added
+  // after version 14 (110 code points between Python 3.11 and Node 20.20).
   return codePoints(text)
     .map((char) => {
       const lower = char.toLowerCase();
@@ -437,9 +440,18 @@ function oneOf(spec, output) {
   return score(spec, null, null, false);
 }
 
+// Compiled programs by pattern; patterns are at most 200 characters and a
+// page runs few distinct prompt versions, so the map stays small.
+const programs = new Map();
+
+function compiled(pattern) {
+  if (!programs.has(pattern)) programs.set(pattern, compilePattern(pattern));
+  return programs.get(pattern);
+}
+
 function regex(spec, output) {
   if (codePoints(output).length > spec.max_input_chars) return boolean(spec, null);
-  const found = search(compilePattern(spec.pattern), output, {
+  const found = search(compiled(spec.pattern), output, {
     caseSensitive: spec.case_sensitive,
   });
   return boolean(spec, found);
@@ -468,7 +480,7 @@ async function embeddingSimilarity(spec, output, embed) {
     const vectors = await embed([output, spec.reference]);
     return numeric(spec, cosine(vectors[0], vectors[1]));
   } catch {
-    // The failure stays on the device; the score says it could not run.
+    // The failure stays on the device; a null score records that it could not run.
     return numeric(spec, null);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * @file A small regular-expression dialect that matches in linear time and
- * gives the same answer as `django_offload/safe_regex.py`.
+ * returns the same result as `django_offload/safe_regex.py`.
  *
  * `RegExp` backtracks, so a hostile pattern could hang the worker, and its
  * `$`, `.`, `\d`, `\s` and case folding differ from Python's. Patterns are
@@ -12,7 +12,7 @@
 
 export const MAX_PATTERN_CHARS = 200;
 export const MAX_REPEAT = 100;
-export const MAX_PROGRAM = 2000;
+export const MAX_PROGRAM = 1000;
 
 const DIGIT = [[48, 57]];
 const WORD = [[48, 57], [65, 90], [95, 95], [97, 122]];
@@ -22,7 +22,7 @@ const CONTROL = { n: 10, t: 9, r: 13, f: 12, v: 11 };
 const ESCAPABLE = new Set("\\^$.|?*+()[]{}/-");
 const ANCHORS = new Set(["bol", "eol", "wordb", "nwordb"]);
 
-/** An invalid or rejected pattern; the message says where and why. */
+/** An invalid or rejected pattern; the message gives the position and reason. */
 export class PatternError extends Error {
   /** @param {string} message */
   constructor(message) {
