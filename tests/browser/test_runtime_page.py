@@ -110,10 +110,13 @@ def test_model_download_progress_then_cache(browser_context, live_server_url):
     assert traffic.model_bytes() == total
     assert page.locator("#offload-consent").get_attribute("data-state") == "ready"
 
-    # A reload finds every file in Cache Storage: no model byte is served.
+    # A reload remembers the consent and finds every file in Cache Storage,
+    # so no model byte is served.
     served_before = traffic.model_bytes()
     page.reload()
     ready = wait_for_event(page, "offload:ready")
+    assert page.evaluate("localStorage.getItem('offload:consent')") == "granted"
+    assert runtime_value(page, "runtime.consent") is True
     assert ready[0]["downloadedBytes"] == 0
     assert traffic.model_bytes() == served_before
     assert page.locator("#offload-consent").get_attribute("data-state") == "ready"

@@ -10,7 +10,7 @@
  * @module django_offload/runtime
  */
 
-import { fetchFile, isCached, deleteModelCache } from "./cache.js";
+import { checkQuota, deleteModelCache, fetchFile, isCached } from "./cache.js";
 import { EngineClient, EngineError, workerTransport } from "./engine-client.js";
 import { getLogger, setLevel } from "./log.js";
 import { probeCapabilities } from "./probe.js";
@@ -401,6 +401,7 @@ export class Runtime {
       if (!(await isCached(absolute(file.url), version))) missing.push(file);
     }
     const total = missing.reduce((sum, file) => sum + file.bytes, 0);
+    if (missing.length > 0) await checkQuota(total, absolute(this.model(modelId).baseUrl));
     let finished = 0;
     for (const file of missing) {
       await fetchFile(file.path, {
