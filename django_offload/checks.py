@@ -210,6 +210,8 @@ def check_fit_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 def _is_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float)
+
+
 _RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
 
 
@@ -253,6 +255,7 @@ def check_metrics_settings(app_configs: Any = None, **kwargs: Any) -> list[Error
                 id="django_offload.E031",
             )
         )
+    return errors
 
 
 # Task orchestration settings: seconds that must be positive numbers.
