@@ -178,8 +178,12 @@ def record_sent_frames(page):
 
 RECORD_CONNECTED = """
 window.offloadConnected = [];
+window.offloadTokens = [];
 document.addEventListener("offload:connected", (event) => {
   window.offloadConnected.push(event.detail);
+});
+document.addEventListener("offload:token", (event) => {
+  window.offloadTokens.push(event.detail.token);
 });
 """
 
@@ -277,3 +281,36 @@ def test_declined_consent_uses_server(notes_context, notes_server):
     assert status.inner_text() == "Answered by the server (no-consent)."
     rows = task_rows(database)
     assert rows[-1][:4] == ("fell_back", "server", "no-consent", "native")
+
+
+def test_chat_streams_tokens(notes_context, notes_server):
+    context = notes_context
+    url, database, log_path = notes_server
+    page = open_page(context)
+    frames = record_sent_frames(page)
+    sign_in(page, url)
+    page.locator("#offload-consent .offload-consent__accept").click()
+    wait_ready(page)
+
+    page.fill("#notes-chat-input", f"What is the capital of France? {CANARY}")
+    page.click("#notes-chat-form button[type=submit]")
+    answer = page.locator("#notes-chat-log p").nth(1)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#notes-chat-log p').length === 2 "
+        "&& window.offloadTokens.length > 0",
+        timeout=TASK_TIMEOUT_MS,
+    )
+    rows = []
+    for _ in range(600):
+        rows = task_rows(database)
+        if rows and rows[-1][0] == "succeeded":
+            break
+        page.wait_for_timeout(500)
+    assert rows[-1][:2] == ("succeeded", "page")
+    assert rows[-1][5] == "note-chat"
+    tokens = page.evaluate("window.offloadTokens")
+    assert len(tokens) > 1
+    assert answer.inner_text().strip() != ""
+    assert not any(CANARY in frame for frame in frames)
+    assert CANARY not in offload_rows(database)
+    assert CANARY not in log_path.read_text()
