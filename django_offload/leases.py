@@ -26,8 +26,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_offload import _interim
 from django_offload.conf import offload_settings
+from django_offload.evaluators import validate_scores
 from django_offload.models import Device, PromptVersion, Score, Task
 
 logger = logging.getLogger(__name__)
@@ -373,9 +373,7 @@ def complete_lease(device_id: uuid.UUID, message: dict[str, Any]) -> None:
             "missing-field", "output", "This task needs its output on the server."
         )
     try:
-        scores = _interim.validate_scores(
-            task.prompt_version.evaluators, message["scores"]
-        )
+        scores = validate_scores(task.prompt_version.evaluators, message["scores"])
     except ValueError as exc:
         raise LeaseRejected("invalid-score", "scores", str(exc)) from None
 
