@@ -7,11 +7,10 @@ from demo_project.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-# The notes app's tables are created without its migrations, so the demo
-# prompts of its data migration stay out of the test database and every test
-# starts with empty prompt tables. tests/test_notes.py creates the demo
-# prompts with the migration's own function.
-MIGRATION_MODULES = {"notes": None}
+# The notes app's data migration skips the demo prompts, so every test starts
+# with empty prompt tables; tests/test_notes.py creates them when it needs
+# them.
+NOTES_DEMO_PROMPTS = False
 
 # SQLite's in-memory test database uses shared-cache table locks, which fail
 # at once ("database table is locked") when a consumer's thread and a

@@ -30,7 +30,7 @@ def demo_prompts():
     """
     Create the demo prompts again: transactional tests flush migration data.
     """
-    demo_migration.create_prompts(apps, None)
+    demo_migration.create_demo_prompts(apps)
 
 
 @database_sync_to_async

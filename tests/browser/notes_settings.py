@@ -1,9 +1,9 @@
 """
 Settings of the Daphne server for the notes demo's browser tests: the
-browser tests' settings with the notes app's migrations, so the demo
-prompts exist.
+browser tests' settings with the demo prompts created by the notes app's
+data migration.
 """
 
 from tests.browser.settings import *  # noqa: F403
 
-MIGRATION_MODULES: dict[str, str | None] = {}
+NOTES_DEMO_PROMPTS = True
