@@ -73,7 +73,9 @@ class Owner:
         """
         key = getattr(session, "session_key", None) or ""
         if user is not None and getattr(user, "is_authenticated", False):
-            return cls(user_id=user.pk, session_key=key)
+            # The session key is a credential: store it only when it is the
+            # only identity there is.
+            return cls(user_id=user.pk, session_key="")
         if key:
             return cls(user_id=None, session_key=key)
         return None
