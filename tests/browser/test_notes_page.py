@@ -257,7 +257,7 @@ def test_mood_stored_from_device(notes_context, notes_server):
     rows = task_rows(database)
     assert rows[-1][:2] == ("succeeded", "server")
     assert rows[-1][5] == "note-mood"
-    # The stored output is the device's answer; the page shows it when it is
+    # The stored output is the device's; the page shows it when it is
     # one of the labels.
     assert shown == (
         rows[-1][4]
