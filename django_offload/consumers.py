@@ -17,9 +17,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from django_offload import _interim, leases, protocol
+from django_offload import leases, protocol
 from django_offload.conf import offload_settings
 from django_offload.fit import choose_variant
+from django_offload.modelstore import load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def _profile(capabilities: dict[str, Any]) -> tuple[leases.DeviceProfile, str | 
     model_id = offload_settings.DEFAULT_MODEL
     model_dir = offload_settings.model_store / model_id
     try:
-        manifest = _interim.load_manifest(model_dir)
+        manifest = load_manifest(model_dir)
     except (OSError, ValueError) as exc:
         logger.warning("Manifest of model %s unreadable: %s", model_id, exc)
         manifest = {"variants": {}}

@@ -277,6 +277,7 @@ class Supervisor:
             return "no-device"
         if self.job.delivery == Task.Delivery.PAGE and only is None:
             return "no-device"
+
         device, reason = await leases.apick_device(
             self.job.owner,
             self.job.version.model_id,
@@ -289,9 +290,11 @@ class Supervisor:
         token = await leases.alease_task(task.id, device, task.attempts)
         if token is None:
             return "lease-lost"
+
         self.lease = Lease(token, str(device.id), device.channel_name)
         self.tried.add((str(device.id), device.channel_name))
         self.wait_for_device_until = None
+
         ack_deadline = timezone.now() + timedelta(seconds=offload_settings.ACK_TIMEOUT)
         sent = await self._send(
             device.channel_name, self._task_frame(token, device.model_id, ack_deadline)

@@ -23,8 +23,9 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from django_offload import _interim
 from django_offload.conf import offload_settings
+from django_offload.evaluators import evaluate as run_evaluators
+from django_offload.evaluators import validate_scores
 
 SERVER = "server"
 ERROR = "error"
@@ -197,8 +198,8 @@ async def score(
         "tokens_per_second": generated.decode_tps,
     }
 
-    def evaluate() -> list[dict[str, Any]]:
-        scores = _interim.evaluate(specs, generated.text, context)
-        return _interim.validate_scores(specs, scores)
+    def evaluate_and_check() -> list[dict[str, Any]]:
+        scores = run_evaluators(specs, generated.text, context)
+        return validate_scores(specs, scores)
 
-    return await sync_to_async(evaluate, thread_sensitive=False)()
+    return await sync_to_async(evaluate_and_check, thread_sensitive=False)()

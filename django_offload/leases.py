@@ -26,8 +26,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from django_offload import _interim
 from django_offload.conf import offload_settings
+from django_offload.evaluators import validate_scores
 from django_offload.models import Device, PromptVersion, Score, Task
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,9 @@ class Owner:
         """
         key = getattr(session, "session_key", None) or ""
         if user is not None and getattr(user, "is_authenticated", False):
-            return cls(user_id=user.pk, session_key=key)
+            # The session key is a credential: store it only when it is the
+            # only identity there is.
+            return cls(user_id=user.pk, session_key="")
         if key:
             return cls(user_id=None, session_key=key)
         return None
@@ -373,9 +375,7 @@ def complete_lease(device_id: uuid.UUID, message: dict[str, Any]) -> None:
             "missing-field", "output", "This task needs its output on the server."
         )
     try:
-        scores = _interim.validate_scores(
-            task.prompt_version.evaluators, message["scores"]
-        )
+        scores = validate_scores(task.prompt_version.evaluators, message["scores"])
     except ValueError as exc:
         raise LeaseRejected("invalid-score", "scores", str(exc)) from None
 

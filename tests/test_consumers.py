@@ -542,3 +542,49 @@ async def test_result_found_without_wake_message():
     result = await asyncio.wait_for(pending, 10)
     assert result.output == "calm"
     await device.close()
+
+
+async def test_signed_in_rows_store_no_session_key():
+    await make_prompt()
+    user, key = await make_user("ann")
+    device = await connect_device(key)
+    pending = await start_offload(user)
+    task = await device.receive_type("task")
+    await device.result(task, output="calm")
+    await asyncio.wait_for(pending, 10)
+    assert (await device_row(device.device_id)).session_key == ""
+    assert (await task_row(task["task_id"]))["session_key"] == ""
+    await device.close()
+
+
+async def test_anonymous_session_device_gets_tasks():
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from django_offload import dispatch, leases
+
+    await make_prompt()
+
+    @database_sync_to_async
+    def anonymous_session():
+        session = SessionStore()
+        session["visited"] = True
+        session.create()
+        return session.session_key
+
+    key = await anonymous_session()
+    device = await connect_device(key)
+    owner = leases.Owner(user_id=None, session_key=key)
+    job = await dispatch.prepare(
+        "mood",
+        {"note": "x"},
+        owner=owner,
+        delivery="server",
+        timeout=None,
+        fallback=None,
+    )
+    pending = asyncio.create_task(dispatch.run(job))
+    task = await device.receive_type("task")
+    await device.result(task, output="calm")
+    assert (await asyncio.wait_for(pending, 10)).output == "calm"
+    assert (await device_row(device.device_id)).user_id is None
+    await device.close()

@@ -6,7 +6,7 @@ from channels.testing import HttpCommunicator
 
 from demo_project.asgi import application
 from django_offload.decorators import offloaded
-from django_offload.models import Task
+from django_offload.models import Score, Task
 from tests.offload_support import (
     CSRF_TOKEN,
     connect_device,
@@ -228,3 +228,27 @@ async def post_text(path, body, key, device):
     communicator = HttpCommunicator(application, "POST", path, body.encode(), headers)
     response = await communicator.get_response(timeout=30)
     return response["status"], response["body"]
+
+
+async def test_callable_fallback_scored():
+    evaluators = [{"name": "words", "type": "word_count", "max": 10}]
+    await make_prompt(evaluators=evaluators)
+    _, key = await make_user("ann")
+    status, body = await post("/mood/sync/", {"note": "sunny"}, key)
+    assert status == 200
+    assert body["output"] == "2 messages, 45 characters"
+    assert body["scores"] == [
+        {
+            "name": "words",
+            "data_type": "numeric",
+            "value": 4,
+            "label": None,
+            "passed": True,
+        }
+    ]
+    scores = await database_sync_to_async(
+        lambda: list(Score.objects.values_list("task_id", "name", "value", "passed"))
+    )()
+    assert [(str(row[0]), *row[1:]) for row in scores] == [
+        (body["task_id"], "words", 4.0, True)
+    ]

@@ -6,6 +6,7 @@ from channels.db import database_sync_to_async
 from django.apps import apps
 
 from demo_project.notes.models import Note
+from demo_project.settings import OFFLOAD as DEMO_OFFLOAD
 from django_offload.models import Score, Task
 from tests.offload_support import (
     connect_device,
@@ -30,7 +31,7 @@ def demo_prompts():
     """
     Create the demo prompts again: transactional tests flush migration data.
     """
-    demo_migration.create_prompts(apps, None)
+    demo_migration.create_demo_prompts(apps)
 
 
 @database_sync_to_async
@@ -197,7 +198,7 @@ async def test_chat_rejects_empty_message():
 async def test_declined_consent_uses_server_engine(settings):
     settings.OFFLOAD = {
         **settings.OFFLOAD,
-        "MODEL_STORE": "/work/store",
+        "MODEL_STORE": DEMO_OFFLOAD["MODEL_STORE"],
         "DEFAULT_FALLBACK": "server",
     }
     user, key = await make_user("ann")

@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
 
+from demo_project.settings import OFFLOAD as DEMO_OFFLOAD
 from django_offload.api import offload
 from django_offload.dispatch import PromptVariablesError, check_variables
 from tests.offload_support import (
@@ -149,3 +150,28 @@ async def test_variable_errors_name_no_value():
         check_variables(version, {"note": "x", "other": CANARY})
     assert CANARY not in str(caught.value)
     assert "'other'" in str(caught.value)
+
+
+@pytest.mark.models
+async def test_server_engine_fallback_keeps_canary_out(caplog, settings):
+    settings.OFFLOAD = {
+        **settings.OFFLOAD,
+        "MODEL_STORE": DEMO_OFFLOAD["MODEL_STORE"],
+        "DEFAULT_FALLBACK": "server",
+    }
+    caplog.set_level(logging.DEBUG)
+    await make_prompt(
+        template="Repeat exactly: {{ note }}",
+        evaluators=[{"name": "words", "type": "word_count", "max": 50}],
+        max_new_tokens=16,
+    )
+    _, key = await make_user("ann")
+    device = await connect_device(key, consent=False)
+    status, body = await post("/mood/page-sync/", {"note": CANARY}, key, device)
+    assert status == 200
+    assert body["fallback"] == {"kind": "server", "reason": "no-consent"}
+    assert body["scores"][0]["name"] == "words"
+    await device.close()
+
+    assert CANARY not in await dump_database()
+    assert CANARY not in logged_text(caplog.records)

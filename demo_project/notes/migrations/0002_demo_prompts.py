@@ -1,8 +1,9 @@
 """
 Create the demo's three prompts, each with one active version and its
-evaluators.
+evaluators, unless settings.NOTES_DEMO_PROMPTS is False (the test settings).
 """
 
+from django.conf import settings
 from django.db import migrations
 
 MOODS = ["happy", "sad", "angry", "calm", "anxious"]
@@ -72,7 +73,10 @@ PROMPTS = [
 ]
 
 
-def create_prompts(apps, schema_editor):
+def create_demo_prompts(apps):
+    """
+    Create the prompts that do not exist yet.
+    """
     Prompt = apps.get_model("django_offload", "Prompt")
     PromptVersion = apps.get_model("django_offload", "PromptVersion")
     for spec in PROMPTS:
@@ -83,6 +87,11 @@ def create_prompts(apps, schema_editor):
             PromptVersion.objects.create(
                 prompt=prompt, number=1, is_active=True, **spec["version"]
             )
+
+
+def create_prompts(apps, schema_editor):
+    if getattr(settings, "NOTES_DEMO_PROMPTS", True):
+        create_demo_prompts(apps)
 
 
 def delete_prompts(apps, schema_editor):

@@ -286,8 +286,34 @@ export class OffloadClient {
     }
   }
 
+  /**
+   * Forwards the runtime's download progress as `progress` frames, so a
+   * long first download keeps the lease alive. Returns the stop function.
+   */
+  forwardLoading(lease) {
+    let last = 0;
+    const listener = (event) => {
+      if (performance.now() - last < TIMING.progressEveryMs) return;
+      last = performance.now();
+      const { loaded, total } = event.detail ?? {};
+      const frame = { type: "progress", ...lease, stage: "loading" };
+      if (Number.isFinite(loaded) && Number.isFinite(total) && total > 0) {
+        frame.fraction = Math.min(1, Math.max(0, loaded / total));
+      }
+      this.send(frame);
+    };
+    document.addEventListener("offload:progress", listener);
+    return () => document.removeEventListener("offload:progress", listener);
+  }
+
   async generate(task, lease, runId, signal) {
-    const engine = await this.runtime.engine(task.model_id);
+    const stopForwarding = this.forwardLoading(lease);
+    let engine;
+    try {
+      engine = await this.runtime.engine(task.model_id);
+    } finally {
+      stopForwarding();
+    }
     const onToken = this.runs.get(runId)?.onToken ?? null;
     let lastProgress = performance.now();
     let tokens = 0;
