@@ -48,8 +48,6 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[Error
 
 
 def _model_store_state() -> tuple[Path | None, str | None, list[dict[str, Any]]]:
-@register(Tags.compatibility)
-def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """
     Resolve and read the model store: return its path, an error message (the
     setting cannot be resolved, the path is not a readable folder, or it

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 from django.core.checks import run_checks
 from django.test import override_settings
 
@@ -63,10 +66,14 @@ def test_fit_settings_invalid_values():
 
 
 def test_check_ids_unique():
-    path = checks.__file__
-    with open(path) as handle:
-        source = handle.read()
-    import re
-
+    source = Path(checks.__file__).read_text()
     found = re.findall(r'id="(django_offload\.[EW]\d{3})"', source)
     assert len(found) == len(set(found))
+
+
+def test_check_ids_documented_once():
+    source = Path(checks.__file__).read_text()
+    docs = (Path(__file__).parent.parent / "docs" / "checks.md").read_text()
+    used = set(re.findall(r'id="(django_offload\.[EW]\d{3})"', source))
+    rows = re.findall(r"^\| `(django_offload\.[EW]\d{3})` \|", docs, re.MULTILINE)
+    assert sorted(rows) == sorted(used)
