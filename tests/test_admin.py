@@ -359,7 +359,7 @@ def test_demo_prompt_versions_pass_form():
     migration = importlib.import_module(
         "demo_project.notes.migrations.0002_demo_prompts"
     )
-    migration.create_prompts(apps, None)
+    migration.create_demo_prompts(apps)
     versions = list(PromptVersion.objects.select_related("prompt"))
     assert len(versions) == len(migration.PROMPTS)
     for version in versions:
