@@ -193,8 +193,13 @@ def live_server_url(model_store, tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance():
+    """
+    Playwright's sync API, stopped after each module: it cannot start while
+    another instance runs in the same thread, and other test modules start
+    their own.
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
