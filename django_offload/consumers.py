@@ -143,6 +143,8 @@ class OffloadConsumer(AsyncJsonWebsocketConsumer):
             self.owner, message.get("device_id"), self.channel_name, profile
         )
         self.device_id = device.id
+        # Tasks of this owner left open by a server process that stopped.
+        await leases.aexpire_orphaned_tasks(self.owner)
         model = None
         if reason is None:
             model = {

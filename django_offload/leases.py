@@ -482,6 +482,50 @@ def expire_task(task_id: uuid.UUID, code: str) -> bool:
     return bool(updated)
 
 
+def orphan_horizon() -> timedelta:
+    """
+    Return how long an open task may exist before it counts as orphaned: the
+    longest a live supervisor can keep it open (the request's timeout plus
+    every lease's acknowledge and finish deadlines) and a minute's margin.
+    """
+    attempts = offload_settings.MAX_ATTEMPTS
+    per_lease = offload_settings.ACK_TIMEOUT + offload_settings.LEASE_TIMEOUT
+    seconds = offload_settings.TASK_TIMEOUT + attempts * per_lease + 60
+    return timedelta(seconds=seconds)
+
+
+def expire_orphaned_tasks(owner: Owner | None = None) -> int:
+    """
+    Mark EXPIRED, with error code ``supervisor-lost``, the open tasks that no
+    server process supervises any more, and return how many there were.
+
+    A supervisor lives in the process that created the task and re-reads the
+    row every ``POLL_INTERVAL``; when that process stops (a restart, a crash)
+    the row stays open. The rendered prompt was never stored, so such a task
+    cannot be run again; it ends here instead of staying open forever. A task
+    counts as orphaned once it is older than ``orphan_horizon()`` and has no
+    lease deadline in the future, so a device that keeps renewing its lease
+    with ``progress`` frames is never cut off.
+    """
+    now = _now()
+    grace = timedelta(seconds=offload_settings.ACK_TIMEOUT + 30)
+    tasks = Task.objects.filter(
+        status__in=OPEN, created_at__lt=now - orphan_horizon()
+    ).filter(Q(lease_deadline__isnull=True) | Q(lease_deadline__lt=now - grace))
+    if owner is not None:
+        tasks = tasks.filter(owner.q())
+    count = tasks.update(
+        status=Task.Status.EXPIRED,
+        lease_token=None,
+        lease_deadline=None,
+        error_code="supervisor-lost",
+        finished_at=now,
+    )
+    if count:
+        logger.warning("Expired %s orphaned task(s) with no supervisor", count)
+    return count
+
+
 aregister_device = database_sync_to_async(register_device)
 adisconnect_device = database_sync_to_async(disconnect_device)
 atouch_device = database_sync_to_async(touch_device)
@@ -499,3 +543,4 @@ aclaim_fallback = database_sync_to_async(claim_fallback)
 arecord_fallback = database_sync_to_async(record_fallback)
 afail_fallback = database_sync_to_async(fail_fallback)
 aexpire_task = database_sync_to_async(expire_task)
+aexpire_orphaned_tasks = database_sync_to_async(expire_orphaned_tasks)
