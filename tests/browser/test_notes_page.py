@@ -279,6 +279,26 @@ def test_summary_stays_on_page(notes_context, notes_server):
     assert not any(CANARY in frame for frame in frames)
     assert CANARY not in offload_rows(database)
     assert CANARY not in log_path.read_text()
+    scores = score_rows(database)
+    assert scores["summary_words"][0] == "numeric"
+    # The device embedded the summary and the reference with all-MiniLM-L6-v2.
+    kind, value = scores["reads_as_summary"]
+    assert kind == "numeric"
+    assert value is not None
+    assert -1.0 <= value <= 1.0
+
+
+def score_rows(database: Path) -> dict[str, tuple]:
+    """
+    Return the newest task's scores as {name: (data type, value)}.
+    """
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT s.name, s.data_type, s.value FROM django_offload_score s "
+            "WHERE s.task_id = (SELECT id FROM django_offload_task "
+            "ORDER BY created_at DESC LIMIT 1)"
+        )
+        return {name: (kind, value) for name, kind, value in rows}
 
 
 def test_mood_stored_from_device(notes_context, notes_server):

@@ -53,6 +53,12 @@ PROMPTS = [
             "max_new_tokens": 80,
             "evaluators": [
                 {"name": "summary_words", "type": "word_count", "max": 60},
+                {
+                    "name": "reads_as_summary",
+                    "type": "embedding_similarity",
+                    "reference": "A short summary of a personal note.",
+                    "min": 0.1,
+                },
                 {"name": "finished", "type": "finish_reason", "allowed": ["stop"]},
             ],
         },

@@ -16,6 +16,9 @@
 
 import { socketUrl } from "./config.js";
 import { evaluate } from "./evaluators.js";
+
+// Model that the embedding_similarity evaluator runs on the device.
+const EMBEDDING_MODEL = "all-minilm-l6-v2";
 import { getLogger } from "./log.js";
 
 const log = getLogger("client");
@@ -273,6 +276,7 @@ export class OffloadClient {
         latencyMs,
         ttftMs: generation.timings?.ttftMs,
         tokensPerSecond: generation.timings?.decodeTokensPerSecond,
+        embed: (texts) => this.embed(texts),
       });
       this.send(this.resultFrame(task, lease, generation, scores, latencyMs));
       this.settle(task, { output: generation.text, fallback: null, runId });
@@ -284,6 +288,18 @@ export class OffloadClient {
     } finally {
       this.controllers.delete(task.task_id);
     }
+  }
+
+  /**
+   * Embeds texts on this device with the embedding model, for the
+   * `embedding_similarity` evaluator. The model loads on first use.
+   * @param {string[]} texts Texts to embed.
+   * @returns {Promise<Float32Array[]>} One normalised vector per text.
+   */
+  async embed(texts) {
+    const engine = await this.runtime.engine(this.config.embeddingModel ?? EMBEDDING_MODEL);
+    const { embeddings } = await engine.embed(texts);
+    return embeddings;
   }
 
   /**
