@@ -75,3 +75,51 @@ def test_page_greedy_ids_match_server(browser_context, live_server_url, server_r
     assert leader_run["leader"] is True
     assert leader_run["result"]["tokenIds"] == result["tokenIds"]
     assert second.workers != []
+
+
+# A page-side WebGPU adapter that passes the probe: not a fallback adapter,
+# and requestDevice succeeds. The engine's worker has no WebGPU in this
+# Chromium (no --enable-unsafe-webgpu), so creating the session there fails.
+FAKE_GPU = """
+if (typeof Navigator !== "undefined") {
+  const adapter = {
+    features: new Set(),
+    limits: {},
+    info: { vendor: "test", architecture: "test", description: "test" },
+    isFallbackAdapter: false,
+    requestDevice: async () => ({ destroy() {} }),
+  };
+  Object.defineProperty(Navigator.prototype, "gpu", {
+    configurable: true,
+    get: () => ({ requestAdapter: async () => adapter }),
+  });
+}
+"""
+
+FIT_AND_GENERATE = """async ([messages, maxNewTokens]) => {
+    const { runtimeReady } = await import("/static/django_offload/offload.js");
+    const runtime = await runtimeReady;
+    const before = runtime.fit().backend;
+    const engine = await runtime.engine();
+    const result = await engine.generate({
+        messages,
+        params: { maxNewTokens, temperature: 0 },
+    });
+    return { before, after: runtime.fit(), result };
+}"""
+
+
+def test_webgpu_session_failure_runs_on_wasm(
+    browser_context, live_server_url, server_result
+):
+    context, _ = browser_context
+    page = context.new_page()
+    page.add_init_script(FAKE_GPU)
+    page.goto(page_url(live_server_url, TEXT_MODEL))
+    accept(page)
+
+    run = page.evaluate(FIT_AND_GENERATE, [MESSAGES, MAX_NEW_TOKENS])
+    assert run["before"] == "webgpu"
+    assert run["after"]["backend"] == "wasm"
+    assert run["result"]["backend"] == "wasm"
+    assert run["result"]["tokenIds"] == list(server_result.token_ids)

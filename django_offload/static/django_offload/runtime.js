@@ -167,7 +167,7 @@ class EngineBroker {
     return this.local.get(modelId);
   }
 
-  async createLocal(modelId) {
+  async createLocal(modelId, retried = false) {
     const options = this.runtime.loadOptions(modelId);
     const client = new EngineClient(workerTransport(this.runtime.config.workerUrl));
     const onProgress = (message) => this.runtime.reportProgress(modelId, message);
@@ -175,6 +175,13 @@ class EngineBroker {
       await client.load(options, onProgress);
     } catch (error) {
       client.transport.close();
+      // A WebGPU adapter can pass the probe and still fail to create the
+      // session; the model then runs on WASM, chosen here, never by ORT.
+      if (error?.code === "backend-unavailable" && options.backend === "webgpu" && !retried) {
+        log.warn("WebGPU session failed, retrying on WASM:", error.message);
+        await this.runtime.dropWebGpu();
+        return this.createLocal(modelId, true);
+      }
       throw error;
     }
     log.info("engine loaded", modelId, options.variant, options.backend);
@@ -436,6 +443,25 @@ export class Runtime {
   broadcast(name, detail) {
     emit(name, detail);
     this.broker.share(name, detail);
+  }
+
+  /**
+   * Marks WebGPU unusable on this device, after a session failed to create
+   * on it, and fetches the fit again so that later loads choose WASM.
+   * @returns {Promise<void>}
+   * @throws {Error} When the fit view fails.
+   */
+  async dropWebGpu() {
+    if (this.probed.webgpu) {
+      const error = "session creation failed";
+      this.probed = { ...this.probed, webgpu: { ...this.probed.webgpu, device: false, error } };
+    }
+    const fitted = await fetchJson(this.config.fitUrl, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ ...this.probed, consent: true }),
+    });
+    this.fits = fitted.models;
   }
 
   reportProgress(modelId, message) {
