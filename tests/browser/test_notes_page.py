@@ -6,6 +6,8 @@ A canary in the note proves that no frame from the page, no django_offload
 row and no server log line carries the note's text.
 """
 
+import csv
+import io
 import os
 import shutil
 import sqlite3
@@ -401,3 +403,49 @@ def test_page_reconnects_after_server_restart(notes_context, notes_server):
     status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
     assert status.inner_text() == "Answered on this device."
     assert last_task_when_done(page, database)[:2] == ("succeeded", "page")
+
+
+def make_staff(database: Path) -> None:
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "UPDATE auth_user SET is_staff = 1, is_superuser = 1 WHERE username = ?",
+            (USER,),
+        )
+
+
+def test_dashboard_shows_device_scores(notes_context, notes_server):
+    context = notes_context
+    url, database = notes_server.url, notes_server.database
+    page = open_page(context)
+    sign_in(page, url)
+    page.locator("#offload-consent .offload-consent__accept").click()
+    wait_ready(page)
+    write_note(page, "Long walk in the rain, then soup with friends.")
+    wait_ready(page)
+    page.click("#notes-summarise")
+    page.locator("#notes-status").filter(has_text="Answered").wait_for(
+        timeout=TASK_TIMEOUT_MS
+    )
+    assert last_task_when_done(page, database)[:2] == ("succeeded", "page")
+    make_staff(database)
+
+    dashboard = f"{url}/admin/django_offload/prompt/dashboard/"
+    response = page.request.get(dashboard + "?format=csv")
+    assert response.status == 200
+    rows = list(csv.DictReader(io.StringIO(response.text())))
+    summary = [
+        row
+        for row in rows
+        if row.get("prompt") == "note-summary" and row["backend"] in ("wasm", "webgpu")
+    ]
+    assert len(summary) == 1
+    row = summary[0]
+    assert int(row["succeeded"]) >= 1
+    assert "summary_words=" in row["evaluator_pass_rates"]
+    assert "reads_as_summary=" in row["evaluator_means"]
+    assert float(row["decode_tps_median"]) > 0
+
+    page.goto(dashboard)
+    table = page.locator("table").filter(has_text="note-summary").first
+    assert "summary_words" in table.inner_text()
+    assert page.locator("svg").count() >= 1
