@@ -1,8 +1,7 @@
 """
-Settings of the Daphne server for the notes demo's browser tests: the
-browser tests' settings with the demo prompts created by the notes app's
-data migration, and metrics groups shown from one device on, because the
-tests have one device per group.
+Settings of the Daphne server for the notes demo's browser tests. The notes
+app's data migration creates the demo prompts here. Metrics groups show from
+one device on, because each test has one device per group.
 """
 
 from tests.browser.settings import *  # noqa: F403

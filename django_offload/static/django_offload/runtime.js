@@ -176,7 +176,7 @@ class EngineBroker {
     } catch (error) {
       client.transport.close();
       // A WebGPU adapter can pass the probe and still fail to create the
-      // session; the model then runs on WASM, chosen here, never by ORT.
+      // session. The runtime then picks WASM itself, never ORT's fallback.
       if (error?.code === "backend-unavailable" && options.backend === "webgpu" && !retried) {
         log.warn("WebGPU session failed, retrying on WASM:", error.message);
         await this.runtime.dropWebGpu();
