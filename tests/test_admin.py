@@ -307,13 +307,9 @@ def test_prompt_change_lists_versions(admin_client, version):
 
 @pytest.mark.models
 def test_preview_applies_chat_template(admin_client, version, settings):
-    import os
+    from tests.modelstore_helpers import built_model_dir
 
-    store = os.environ.get("OFFLOAD_MODEL_STORE")
-    model_dir = os.path.join(store or "", "smollm2-135m-instruct")
-    if not store or not os.path.isfile(os.path.join(model_dir, "manifest.json")):
-        pytest.skip("smollm2-135m-instruct is not in OFFLOAD_MODEL_STORE")
-    settings.OFFLOAD = {"MODEL_STORE": store}
+    built_model_dir("smollm2-135m-instruct")
     url = reverse("admin:django_offload_promptversion_preview", args=[version.pk])
     response = admin_client.post(
         url,

@@ -239,12 +239,9 @@ def test_schema_lists_endpoints(client):
 @pytest.mark.models
 def test_models_lists_servable_variants(client, settings, tmp_path):
     pytest.importorskip("django_offload.modelstore")
-    import os
+    from tests.modelstore_helpers import built_model_dir
 
-    store = os.environ.get("OFFLOAD_MODEL_STORE")
-    if not store:
-        pytest.skip("OFFLOAD_MODEL_STORE is not set")
-    settings.OFFLOAD = {"MODEL_STORE": store}
+    built_model_dir("smollm2-135m-instruct")
     response = client.get(reverse("django_offload:api-models"))
     assert response.status_code == 200
     models = response.json()

@@ -105,14 +105,9 @@ def test_regex_hostile_input_bounded_work():
 @pytest.mark.models
 def test_embedding_similarity_server_model(settings):
     pytest.importorskip("django_offload.engine")
-    import os
+    from tests.modelstore_helpers import built_model_dir
 
-    store = os.environ.get("OFFLOAD_MODEL_STORE")
-    if not store or not os.path.isfile(
-        os.path.join(store, evaluators.EMBEDDING_MODEL_ID, "manifest.json")
-    ):
-        pytest.skip("all-MiniLM-L6-v2 is not in OFFLOAD_MODEL_STORE")
-    settings.OFFLOAD = {"MODEL_STORE": store}
+    built_model_dir(evaluators.EMBEDDING_MODEL_ID)
     specs = [
         {
             "name": "close",

@@ -29,7 +29,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SOURCE_STORE = Path(os.environ.get("OFFLOAD_MODEL_STORE", "/work/store"))
+# The store that scripts/bootstrap builds, unless OFFLOAD_MODEL_STORE names another.
+SOURCE_STORE = Path(os.environ.get("OFFLOAD_MODEL_STORE", ROOT / "offload_models"))
 SERVER_START_SECONDS = 60
 BROKEN_MODEL = "broken-model"
 GPU_ONLY_MODEL = "gpu-only-model"
