@@ -270,6 +270,9 @@ def test_summary_stays_on_page(notes_context, notes_server):
     status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
     assert status.inner_text() == "Answered on this device."
     assert page.locator("#notes-summary").inner_text().strip() != ""
+    # Loading the embedding model for the evaluators leaves the widget ready.
+    widget = page.locator("#offload-consent")
+    assert widget.get_attribute("data-state") == "ready"
 
     row = last_task_when_done(page, database)
     assert row[:2] == ("succeeded", "page")

@@ -81,11 +81,19 @@ export class ConsentWidget {
     const on = (name, handler) => {
       this.doc.addEventListener(name, (event) => handler(event.detail));
     };
-    on("offload:progress", ({ loaded, total }) => {
+    // The worker reports progress again while it reads a ready model from
+    // the cache; the widget keeps showing "ready" for that model.
+    const ready = new Set();
+    on("offload:progress", ({ model, loaded, total }) => {
+      if (ready.has(model)) return;
       if (this.runtime.consent === true) this.showProgress(loaded, total);
     });
-    on("offload:ready", () => {
+    on("offload:ready", ({ model }) => {
+      ready.add(model);
       if (this.runtime.consent === true) this.showReady();
+    });
+    on("offload:consent", ({ consent }) => {
+      if (consent !== true) ready.clear();
     });
     on("offload:error", ({ message }) => {
       if (this.runtime.consent === true) this.showError(message);
