@@ -20,7 +20,7 @@ Files are served by a small HTTP server on 127.0.0.1 inside this script.
 Needs Chromium at /usr/bin/chromium (or ``--chromium``), Playwright for
 Python, npm for transformers.js, and the model store:
 
-    OFFLOAD_MODEL_STORE=/work/store python benchmarks/browser_runtime.py
+    OFFLOAD_MODEL_STORE=offload_models python benchmarks/browser_runtime.py
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ For every variant found in the store it loads the model, runs one warm-up
 generation, then ``--runs`` generations of ``--new-tokens`` greedy tokens
 after a chat prompt of about 50 tokens, and prints the medians as JSON lines.
 
-    OFFLOAD_MODEL_STORE=/work/store python benchmarks/engine_decode.py --threads 2
+    OFFLOAD_MODEL_STORE=offload_models python benchmarks/engine_decode.py --threads 2
 """
 
 from __future__ import annotations

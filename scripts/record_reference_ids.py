@@ -10,7 +10,7 @@ tokens wrong. The output is ``tests/data/smollm2_reference.json``.
 
 Needs the export extras (torch, transformers, gguf, accelerate):
 
-    OFFLOAD_MODEL_STORE=/work/store python scripts/record_reference_ids.py
+    OFFLOAD_MODEL_STORE=offload_models python scripts/record_reference_ids.py
 """
 
 from __future__ import annotations
