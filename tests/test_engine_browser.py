@@ -22,21 +22,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import CHROMIUM_ARGS as BROWSER_ARGS
+
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "django_offload" / "static"
 PAGES = Path(__file__).resolve().parent / "pages"
 STORE = Path(os.environ.get("OFFLOAD_MODEL_STORE", ROOT / "offload_models"))
 MODEL_ID = "smollm2-135m-instruct"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--enable-unsafe-webgpu",
-]
+CHROMIUM_ARGS = [*BROWSER_ARGS, "--enable-unsafe-webgpu"]
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript",
