@@ -77,7 +77,7 @@ def _model_store_state() -> tuple[Path | None, str | None, list[dict[str, Any]]]
 @register(Tags.compatibility)
 def check_model_store(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """
-    Check that the model store exists, is readable and holds a servable model.
+    Check that the model store exists, is readable and contains a servable model.
     """
     from django_offload.modelstore import ManifestError
 

@@ -4,9 +4,11 @@ it to a device, watches the Task row and runs the fallback.
 
 Channel-layer messages only wake the supervisor early; every decision is
 taken from the Task and Device rows, re-read at least every
-``OFFLOAD['POLL_INTERVAL']`` seconds. So a dropped message delays a task
-but never loses it, and a device that reconnects to another server process
-gets the task again.
+``OFFLOAD['POLL_INTERVAL']`` seconds. So, while the supervising process
+runs, a dropped message delays a task but does not lose it, and a device
+that reconnects to another server process gets the task again. A task
+whose supervising process stopped is expired by
+``leases.expire_orphaned_tasks``.
 
 The rendered prompt exists only in the supervisor's memory and in the
 ``task`` frame sent to the device; it is never written to the database.

@@ -500,9 +500,9 @@ def expire_orphaned_tasks(owner: Owner | None = None) -> int:
     server process supervises any more, and return how many there were.
 
     A supervisor lives in the process that created the task and re-reads the
-    row every ``POLL_INTERVAL``; when that process stops (a restart, a crash)
+    row every ``POLL_INTERVAL``. When that process stops (a restart, a crash),
     the row stays open. The rendered prompt was never stored, so such a task
-    cannot be run again; it ends here instead of staying open forever. A task
+    cannot be run again, and it ends here instead of staying open forever. A task
     counts as orphaned once it is older than ``orphan_horizon()`` and has no
     lease deadline in the future, so a device that keeps renewing its lease
     with ``progress`` frames is never cut off.

@@ -200,6 +200,25 @@ def sign_in(page, url):
     page.wait_for_url(f"{url}/")
 
 
+def sign_in_with_consent(page, url):
+    """
+    Sign in, accept the consent widget and wait until the model is ready.
+    """
+    sign_in(page, url)
+    page.locator("#offload-consent .offload-consent__accept").click()
+    wait_ready(page)
+
+
+def click_and_wait_answer(page, button):
+    """
+    Click a note action and return the status line once it is answered.
+    """
+    page.click(button)
+    status = page.locator("#notes-status")
+    status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
+    return status
+
+
 def write_note(page, body):
     page.fill("input[name=title]", "Lake day")
     page.fill("textarea[name=body]", body)
@@ -258,16 +277,12 @@ def test_summary_stays_on_page(notes_context, notes_server):
     )
     page = open_page(context)
     frames = record_sent_frames(page)
-    sign_in(page, url)
-    page.locator("#offload-consent .offload-consent__accept").click()
-    wait_ready(page)
+    sign_in_with_consent(page, url)
     body = f"Sat by the lake with a book. {CANARY} Quiet afternoon."
     write_note(page, body)
     wait_ready(page)
 
-    page.click("#notes-summarise")
-    status = page.locator("#notes-status")
-    status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
+    status = click_and_wait_answer(page, "#notes-summarise")
     assert status.inner_text() == "Answered on this device."
     assert page.locator("#notes-summary").inner_text().strip() != ""
     # Loading the embedding model for the evaluators leaves the widget ready.
@@ -310,15 +325,11 @@ def test_mood_stored_from_device(notes_context, notes_server):
     context = notes_context
     url, database = notes_server.url, notes_server.database
     page = open_page(context)
-    sign_in(page, url)
-    page.locator("#offload-consent .offload-consent__accept").click()
-    wait_ready(page)
+    sign_in_with_consent(page, url)
     write_note(page, "We won the final, best night ever!")
     wait_ready(page)
 
-    page.click("#notes-detect-mood")
-    status = page.locator("#notes-status")
-    status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
+    status = click_and_wait_answer(page, "#notes-detect-mood")
     assert status.inner_text() == "Answered on this device."
     shown = page.locator("#notes-mood").inner_text()
     rows = task_rows(database)
@@ -342,9 +353,7 @@ def test_declined_consent_uses_server(notes_context, notes_server):
     write_note(page, "My heart races before the interview.")
     wait_welcomed(page)
 
-    page.click("#notes-detect-mood")
-    status = page.locator("#notes-status")
-    status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
+    status = click_and_wait_answer(page, "#notes-detect-mood")
     assert status.inner_text() == "Answered by the server (no-consent)."
     rows = task_rows(database)
     assert rows[-1][:4] == ("fell_back", "server", "no-consent", "native")
@@ -359,9 +368,7 @@ def test_chat_streams_tokens(notes_context, notes_server):
     )
     page = open_page(context)
     frames = record_sent_frames(page)
-    sign_in(page, url)
-    page.locator("#offload-consent .offload-consent__accept").click()
-    wait_ready(page)
+    sign_in_with_consent(page, url)
 
     page.fill("#notes-chat-input", f"What is the capital of France? {CANARY}")
     page.click("#notes-chat-form button[type=submit]")
@@ -386,9 +393,7 @@ def test_page_reconnects_after_server_restart(notes_context, notes_server):
     context = notes_context
     url, database = notes_server.url, notes_server.database
     page = open_page(context)
-    sign_in(page, url)
-    page.locator("#offload-consent .offload-consent__accept").click()
-    wait_ready(page)
+    sign_in_with_consent(page, url)
     write_note(page, "Tea in the garden, birds singing.")
     wait_ready(page)
     first = page.evaluate("window.offloadConnected[0].deviceId")
@@ -401,9 +406,7 @@ def test_page_reconnects_after_server_restart(notes_context, notes_server):
     )
     assert page.evaluate("window.offloadConnected[1].deviceId") == first
 
-    page.click("#notes-summarise")
-    status = page.locator("#notes-status")
-    status.filter(has_text="Answered").wait_for(timeout=TASK_TIMEOUT_MS)
+    status = click_and_wait_answer(page, "#notes-summarise")
     assert status.inner_text() == "Answered on this device."
     assert last_task_when_done(page, database)[:2] == ("succeeded", "page")
 
@@ -420,15 +423,10 @@ def test_dashboard_shows_device_scores(notes_context, notes_server):
     context = notes_context
     url, database = notes_server.url, notes_server.database
     page = open_page(context)
-    sign_in(page, url)
-    page.locator("#offload-consent .offload-consent__accept").click()
-    wait_ready(page)
+    sign_in_with_consent(page, url)
     write_note(page, "Long walk in the rain, then soup with friends.")
     wait_ready(page)
-    page.click("#notes-summarise")
-    page.locator("#notes-status").filter(has_text="Answered").wait_for(
-        timeout=TASK_TIMEOUT_MS
-    )
+    click_and_wait_answer(page, "#notes-summarise")
     assert last_task_when_done(page, database)[:2] == ("succeeded", "page")
     make_staff(database)
 
